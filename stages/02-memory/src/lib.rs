@@ -13,6 +13,7 @@ pub mod bus;
 pub mod cli;
 pub mod devices;
 pub mod exit;
+pub mod guest_error;
 pub mod layout;
 pub mod memory;
 pub mod vm;

@@ -43,7 +43,7 @@ impl BusDevice for DemoDevice {
     fn read(&mut self, offset: u64, data: &mut [u8]) {
         // A narrow read sees the low bytes of the register (or of the next one, if unaligned).
         let register = offset & !3;
-        let next = self.register(register.wrapping_add(4));
+        let next = register.checked_add(4).map_or(0, |r| self.register(r));
         let value = u64::from(self.register(register)) | u64::from(next) << 32;
         let bytes = value.to_le_bytes();
         let start = (offset - register) as usize;

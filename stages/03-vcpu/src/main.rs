@@ -1,0 +1,89 @@
+//! `stage03`: N vCPUs, each on its own thread, print a line from 64-bit long mode.
+
+use clap::Parser;
+use stage02::devices::console::PortConsole;
+use stage02::vm::Vm;
+use stage03::control::{StopReason, VmControl};
+use stage03::host_workarounds::{HostWorkarounds, WorkaroundMode};
+use stage03::vcpu::{join_vcpus, ExitCounts, Vcpu, VcpuContext};
+use stage03::demo;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+/// Stage 3 of minivirt: vCPUs in 64-bit long mode, one thread each.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// Number of vCPUs (1 to 64).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=64))]
+    smp: u8,
+    /// Guest RAM size (K, M or G suffix).
+    #[arg(long, default_value = "256M", value_parser = stage02::cli::parse_mem_size)]
+    mem: u64,
+    /// Trap-and-emulate what this host's KVM cannot (auto: when the host KVM is kvm_pvm).
+    #[arg(long, value_enum, default_value_t = WorkaroundMode::Auto)]
+    host_workarounds: WorkaroundMode,
+}
+
+fn main() -> ExitCode {
+    stage01::default_sigpipe();
+    let args: Args = stage01::parse_args();
+    match run(&args) {
+        Ok(reason) if reason.is_clean() => ExitCode::SUCCESS,
+        Ok(reason) => {
+            eprintln!("stage03: {reason}");
+            ExitCode::FAILURE
+        }
+        Err(message) => {
+            eprintln!("stage03: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<StopReason, String> {
+    // Configure memory.
+    let vm = Vm::new(args.mem).map_err(|e| e.to_string())?;
+    demo::load(&vm.memory).map_err(|e| e.to_string())?;
+    // Configure I/O.
+    let console = Arc::new(Mutex::new(PortConsole::new(std::io::stdout())));
+    vm.buses.pio.insert("console", u64::from(stage01::SERIAL_PORT), 1, console).map_err(|e| e.to_string())?;
+    // Configure vCPUs.
+    let workarounds = Arc::new(HostWorkarounds::new(args.host_workarounds));
+    let context = VcpuContext {
+        memory: Arc::clone(&vm.memory),
+        buses: Arc::clone(&vm.buses),
+        workarounds: Arc::clone(&workarounds),
+        control: Arc::new(VmControl::new()),
+        counts: Arc::new(ExitCounts::default()),
+    };
+    eprintln!(
+        "stage03: {} vCPUs, {} MiB, host workarounds {}",
+        args.smp,
+        vm.memory.total_size() >> 20,
+        if workarounds.enabled() { "on" } else { "off" }
+    );
+    let mut vcpus = Vec::new();
+    for id in 0..args.smp {
+        let vcpu = Vcpu::new(&vm.kvm, &vm.fd, id, args.smp).map_err(|e| e.to_string())?;
+        vcpu.configure_long_mode(&vm.memory, demo::entry_point(id)).map_err(|e| e.to_string())?;
+        demo::use_demo_idt(&vcpu.fd).map_err(|e| format!("KVM_SET_SREGS failed: {e}"))?;
+        vcpus.push(vcpu);
+    }
+    // Run.
+    let threads = vcpus
+        .into_iter()
+        .map(|vcpu| vcpu.start(context.clone()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let reason = join_vcpus(threads, &context.control);
+    let counts = &context.counts;
+    eprintln!(
+        "stage03: {reason} after {} exits ({} port I/O, {} emulation failures handled by the host workarounds)",
+        counts.total.load(Ordering::Relaxed),
+        counts.io.load(Ordering::Relaxed),
+        counts.emulation_failures.load(Ordering::Relaxed),
+    );
+    Ok(reason)
+}

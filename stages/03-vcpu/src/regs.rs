@@ -1,0 +1,107 @@
+//! The registers a vCPU starts with: 64-bit long mode, flat segments, identity paging.
+//!
+//! A real CPU reaches long mode in steps (real mode → protected mode → paging → long mode).
+//! KVM lets the VMM skip the steps: it sets the final state directly through KVM_SET_SREGS,
+//! KVM_SET_REGS and KVM_SET_FPU — which is also how Linux's 64-bit boot protocol is entered.
+//!
+//! # Resources
+//! - Intel SDM vol. 3A, §9.8.5 "Initializing IA-32e Mode".
+//! - Linux `Documentation/arch/x86/boot.rst`, "64-bit Boot Protocol".
+
+use crate::gdt::{kvm_segment_from_gdt, BOOT_GDT};
+use crate::layout::GDT_START;
+use crate::paging::setup_identity_paging;
+use kvm_bindings::{kvm_fpu, kvm_regs};
+use kvm_ioctls::VcpuFd;
+use stage02::memory::{GuestAddress, GuestMemory};
+
+/// CR0.PE: protected mode.
+pub const CR0_PE: u64 = 1 << 0;
+/// CR0.MP: monitor coprocessor.
+pub const CR0_MP: u64 = 1 << 1;
+/// CR0.ET: extension type (always 1 on modern CPUs).
+pub const CR0_ET: u64 = 1 << 4;
+/// CR0.NE: native x87 error reporting.
+pub const CR0_NE: u64 = 1 << 5;
+/// CR0.PG: paging.
+pub const CR0_PG: u64 = 1 << 31;
+/// CR4.PAE: physical address extension, required for long mode.
+pub const CR4_PAE: u64 = 1 << 5;
+/// EFER.LME: long mode enable.
+pub const EFER_LME: u64 = 1 << 8;
+/// EFER.LMA: long mode active.
+pub const EFER_LMA: u64 = 1 << 10;
+/// RFLAGS bit 1 is reserved and always 1.
+pub const RFLAGS_RESERVED: u64 = 1 << 1;
+/// RFLAGS.IF: interrupts enabled.
+pub const RFLAGS_IF: u64 = 1 << 9;
+/// RFLAGS.DF: string direction.
+pub const RFLAGS_DF: u64 = 1 << 10;
+
+/// Errors from setting up registers.
+#[derive(Debug, thiserror::Error)]
+pub enum RegsError {
+    /// The GDT or page tables did not fit in guest RAM.
+    #[error("cannot write boot structures to guest memory: {0}")]
+    Memory(#[from] stage02::memory::MemoryError),
+    /// A register ioctl failed.
+    #[error("{0} failed: {1}")]
+    Kvm(&'static str, #[source] kvm_ioctls::Error),
+}
+
+/// Where a vCPU starts executing in long mode.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryPoint {
+    /// RIP.
+    pub rip: u64,
+    /// RSP.
+    pub rsp: u64,
+    /// RSI (the zero page address, for Linux).
+    pub rsi: u64,
+    /// RDI (the vCPU number, for the demo guests).
+    pub rdi: u64,
+}
+
+// qa:begin stage3-long-mode
+/// Writes the GDT and identity page tables to guest memory and puts the vCPU in 64-bit mode.
+pub fn configure_long_mode(vcpu: &VcpuFd, mem: &GuestMemory, entry: EntryPoint) -> Result<(), RegsError> {
+    for (index, descriptor) in BOOT_GDT.iter().enumerate() {
+        mem.write_obj(GuestAddress(GDT_START + index as u64 * 8), *descriptor)?;
+    }
+    let cr3 = setup_identity_paging(mem)?;
+
+    let mut sregs = vcpu.get_sregs().map_err(|e| RegsError::Kvm("KVM_GET_SREGS", e))?;
+    sregs.gdt.base = GDT_START;
+    sregs.gdt.limit = (BOOT_GDT.len() * 8 - 1) as u16;
+    // No IDT yet: the guest installs its own before it enables interrupts.
+    sregs.idt.base = 0;
+    sregs.idt.limit = 0;
+    let code = kvm_segment_from_gdt(BOOT_GDT[2], 2);
+    let data = kvm_segment_from_gdt(BOOT_GDT[3], 3);
+    sregs.cs = code;
+    (sregs.ds, sregs.es, sregs.fs, sregs.gs, sregs.ss) = (data, data, data, data, data);
+    sregs.cr3 = cr3;
+    sregs.cr4 |= CR4_PAE;
+    sregs.cr0 |= CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_PG;
+    sregs.efer |= EFER_LME | EFER_LMA;
+    vcpu.set_sregs(&sregs).map_err(|e| RegsError::Kvm("KVM_SET_SREGS", e))?;
+
+    let regs = kvm_regs {
+        rip: entry.rip,
+        rsp: entry.rsp,
+        rbp: entry.rsp,
+        rsi: entry.rsi,
+        rdi: entry.rdi,
+        rflags: RFLAGS_RESERVED,
+        ..Default::default()
+    };
+    vcpu.set_regs(&regs).map_err(|e| RegsError::Kvm("KVM_SET_REGS", e))?;
+    configure_fpu(vcpu)
+}
+// qa:end stage3-long-mode
+
+/// The x87 and SSE control words a CPU has after reset (SDM table 9-1).
+pub fn configure_fpu(vcpu: &VcpuFd) -> Result<(), RegsError> {
+    let fpu = kvm_fpu { fcw: 0x37f, mxcsr: 0x1f80, ..Default::default() };
+    vcpu.set_fpu(&fpu).map_err(|e| RegsError::Kvm("KVM_SET_FPU", e))
+}

@@ -1,0 +1,201 @@
+//! A vCPU and its thread: configure the registers, then run the exit loop until the VM stops.
+//!
+//! Each vCPU runs on its own host thread, because KVM_RUN blocks for as long as the guest
+//! runs. The loop does no device work itself: it hands I/O exits to the buses (stage 2's
+//! [`handle_exit`]), emulation failures to the [`HostWorkarounds`], and turns the exits
+//! that end a guest's life into a [`StopReason`].
+
+use crate::control::{StopReason, VmControl};
+use crate::cpuid::{configure_cpuid, CpuidError};
+use crate::host_workarounds::HostWorkarounds;
+use crate::msrs::{configure_msrs, MsrError};
+use crate::regs::{configure_long_mode, EntryPoint, RegsError};
+use kvm_bindings::{KVM_INTERNAL_ERROR_EMULATION, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN};
+use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
+use stage02::exit::{handle_exit, ExitOutcome};
+use stage02::memory::GuestMemory;
+use stage02::vm::Buses;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Errors from creating or configuring a vCPU.
+#[derive(Debug, thiserror::Error)]
+pub enum VcpuError {
+    /// KVM_CREATE_VCPU failed.
+    #[error("KVM_CREATE_VCPU failed: {0}")]
+    Create(#[source] kvm_ioctls::Error),
+    /// CPUID could not be set.
+    #[error(transparent)]
+    Cpuid(#[from] CpuidError),
+    /// MSRs could not be set.
+    #[error(transparent)]
+    Msrs(#[from] MsrError),
+    /// Registers could not be set.
+    #[error(transparent)]
+    Regs(#[from] RegsError),
+    /// The host refused to start a thread.
+    #[error("cannot start a vCPU thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+/// How many exits of each kind all vCPUs took: the VMM's view of what the guest did.
+#[derive(Debug, Default)]
+pub struct ExitCounts {
+    /// Port I/O exits.
+    pub io: AtomicU64,
+    /// MMIO exits.
+    pub mmio: AtomicU64,
+    /// Emulation failures handled by the host workarounds.
+    pub emulation_failures: AtomicU64,
+    /// All exits.
+    pub total: AtomicU64,
+}
+
+/// Everything a vCPU thread shares with the rest of the VM.
+#[derive(Clone)]
+pub struct VcpuContext {
+    /// Guest RAM.
+    pub memory: Arc<GuestMemory>,
+    /// The device buses.
+    pub buses: Arc<Buses>,
+    /// The host-KVM workaround layer.
+    pub workarounds: Arc<HostWorkarounds>,
+    /// The stop flag.
+    pub control: Arc<VmControl>,
+    /// Exit statistics.
+    pub counts: Arc<ExitCounts>,
+}
+
+/// One virtual CPU.
+pub struct Vcpu {
+    /// Its index, which is also its APIC ID.
+    pub id: u8,
+    /// The KVM vCPU file descriptor.
+    pub fd: VcpuFd,
+}
+
+impl Vcpu {
+    /// Creates vCPU `id` and gives it CPUID and boot MSRs (`count` is the number of vCPUs).
+    pub fn new(kvm: &Kvm, vm: &VmFd, id: u8, count: u8) -> Result<Vcpu, VcpuError> {
+        let fd = vm.create_vcpu(u64::from(id)).map_err(VcpuError::Create)?;
+        configure_cpuid(kvm, &fd, id, count)?;
+        configure_msrs(&fd)?;
+        Ok(Vcpu { id, fd })
+    }
+
+    /// Puts the vCPU in 64-bit mode at `entry`.
+    pub fn configure_long_mode(&self, mem: &GuestMemory, entry: EntryPoint) -> Result<(), VcpuError> {
+        Ok(configure_long_mode(&self.fd, mem, entry)?)
+    }
+
+    /// Runs the vCPU on a new thread named `vcpu N`; the thread returns why it stopped.
+    pub fn start(self, context: VcpuContext) -> Result<JoinHandle<StopReason>, VcpuError> {
+        std::thread::Builder::new()
+            .name(format!("vcpu {}", self.id))
+            .spawn(move || self.run(&context))
+            .map_err(VcpuError::Thread)
+    }
+
+    /// The exit loop: runs until this vCPU or the VM stops. A stop that only concerns this
+    /// vCPU (it halted) does not stop the others.
+    pub fn run(mut self, context: &VcpuContext) -> StopReason {
+        let control = &context.control;
+        control.register_vcpu_thread(self.fd.get_kvm_run());
+        let reason = loop {
+            if control.is_stopping() {
+                break control.reason().unwrap_or(StopReason::Halted);
+            }
+            match self.run_once(context) {
+                None => continue,
+                Some(StopReason::Halted) => break StopReason::Halted,
+                Some(other) => {
+                    control.request_stop(other.clone());
+                    break other;
+                }
+            }
+        };
+        control.unregister_vcpu_thread();
+        reason
+    }
+
+    // qa:begin stage3-exit-loop
+    /// One KVM_RUN and the handling of its exit; `Some` when the vCPU must stop.
+    fn run_once(&mut self, context: &VcpuContext) -> Option<StopReason> {
+        let counts = &context.counts;
+        let exit = match self.fd.run() {
+            Ok(exit) => exit,
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                // Kicked (see `control`): clear the request and look at the stop flag again.
+                self.fd.set_kvm_immediate_exit(0);
+                return None;
+            }
+            Err(e) => return Some(StopReason::Error(format!("vCPU {}: KVM_RUN failed: {e}", self.id))),
+        };
+        counts.total.fetch_add(1, Ordering::Relaxed);
+        match exit {
+            VcpuExit::InternalError => return self.handle_internal_error(context),
+            VcpuExit::Shutdown => return Some(StopReason::TripleFault),
+            VcpuExit::SystemEvent(KVM_SYSTEM_EVENT_RESET, _) => return Some(StopReason::Reset),
+            VcpuExit::SystemEvent(KVM_SYSTEM_EVENT_SHUTDOWN, _) => return Some(StopReason::PowerOff),
+            VcpuExit::FailEntry(reason, _) => {
+                return Some(StopReason::Error(format!("vCPU {}: VM entry failed (reason {reason:#x})", self.id)))
+            }
+            other => match handle_exit(other, &context.buses) {
+                ExitOutcome::Io(_) => counts.io.fetch_add(1, Ordering::Relaxed),
+                ExitOutcome::Mmio(_) => counts.mmio.fetch_add(1, Ordering::Relaxed),
+                ExitOutcome::Halted => return Some(StopReason::Halted),
+                ExitOutcome::Other(exit) => {
+                    stage02::guest_error!("vcpu", "vCPU {}: unexpected exit {exit}, resuming", self.id);
+                    0
+                }
+            },
+        };
+        // After an I/O exit is a cheap moment to see whether the guest kernel is far enough
+        // along for the syscall hook (it reads two registers, and only until the hook is in).
+        if counts.total.load(Ordering::Relaxed) % 64 == 0 {
+            context.workarounds.maybe_install_syscall_hook(&self.fd, &context.memory);
+        }
+        None
+    }
+    // qa:end stage3-exit-loop
+
+    fn handle_internal_error(&mut self, context: &VcpuContext) -> Option<StopReason> {
+        // SAFETY: after a KVM_EXIT_INTERNAL_ERROR exit, KVM filled the `internal` member.
+        let suberror = unsafe { self.fd.get_kvm_run().__bindgen_anon_1.internal.suberror };
+        if suberror == KVM_INTERNAL_ERROR_EMULATION {
+            match context.workarounds.handle_emulation_failure(&self.fd, &context.memory) {
+                Ok(()) => {
+                    context.counts.emulation_failures.fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+                Err(e) => return Some(self.fatal(&format!("emulation failure: {e}"))),
+            }
+        }
+        Some(self.fatal(&format!("KVM internal error (suberror {suberror})")))
+    }
+
+    /// A stop reason with the register state, for errors the guest cannot survive.
+    fn fatal(&self, what: &str) -> StopReason {
+        let regs = self.fd.get_regs().map(|r| format!("RIP={:#x} RSP={:#x} RFLAGS={:#x}", r.rip, r.rsp, r.rflags));
+        let sregs = self.fd.get_sregs().map(|s| format!("CR0={:#x} CR3={:#x} CR4={:#x} EFER={:#x}", s.cr0, s.cr3, s.cr4, s.efer));
+        StopReason::Error(format!(
+            "vCPU {}: {what} ({}; {})",
+            self.id,
+            regs.unwrap_or_else(|e| e.to_string()),
+            sregs.unwrap_or_else(|e| e.to_string())
+        ))
+    }
+}
+
+/// Waits for every vCPU thread; returns the VM's stop reason (the first non-halt reason).
+pub fn join_vcpus(threads: Vec<JoinHandle<StopReason>>, control: &VmControl) -> StopReason {
+    let reasons: Vec<StopReason> = threads
+        .into_iter()
+        .map(|t| t.join().unwrap_or_else(|_| StopReason::Error("a vCPU thread panicked".into())))
+        .collect();
+    control
+        .reason()
+        .or_else(|| reasons.into_iter().find(|r| *r != StopReason::Halted))
+        .unwrap_or(StopReason::Halted)
+}

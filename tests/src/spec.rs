@@ -1,0 +1,86 @@
+//! The checkpoint file format.
+//!
+//! ```toml
+//! [[checkpoint]]
+//! name = "boots to the marker"        # one run of the stage binary
+//! args = ["--smp", "2"]
+//! stdin = "echo $((6*7))\npoweroff\n"  # optional
+//! timeout = 180                       # seconds
+//! exit_code = 0                       # optional; default 0
+//! needs_kvm = true                    # default true
+//! needs_guest = true                  # build labs/guest first; default false
+//!
+//! [[checkpoint.check]]                # graded checks on that one run's output
+//! name = "marker"
+//! points = 5
+//! pattern = '(?m)^MINIVIRT-GUEST-READY'
+//! ```
+
+use serde::Deserialize;
+use std::path::Path;
+
+/// One run of a stage binary and the checks on its output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    /// What the run shows.
+    pub name: String,
+    /// Arguments to the stage binary; `{repo}` is replaced by the repository root.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Bytes fed to standard input (then EOF); none means /dev/null.
+    pub stdin: Option<String>,
+    /// Seconds before the run is killed and counted as failed.
+    pub timeout: u64,
+    /// The exit code expected.
+    #[serde(default)]
+    pub exit_code: i32,
+    /// Whether the run needs /dev/kvm.
+    #[serde(default = "yes")]
+    pub needs_kvm: bool,
+    /// Whether the lab guest must be built first.
+    #[serde(default)]
+    pub needs_guest: bool,
+    /// The graded checks.
+    #[serde(rename = "check")]
+    pub checks: Vec<Check>,
+}
+
+/// One graded pattern.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    /// What it checks.
+    pub name: String,
+    /// Points it is worth.
+    pub points: u32,
+    /// A regular expression that must match the run's output (stdout and stderr).
+    pub pattern: String,
+    /// If true, the pattern must NOT match.
+    #[serde(default)]
+    pub absent: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StageFile {
+    checkpoint: Vec<Checkpoint>,
+}
+
+/// Reads `tests/checkpoints/stageNN.toml` under `repo`.
+pub fn load_stage(repo: &Path, stage: u32) -> Result<Vec<Checkpoint>, String> {
+    let path = repo.join(format!("tests/checkpoints/stage{stage:02}.toml"));
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let file: StageFile = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    for checkpoint in &file.checkpoint {
+        for check in &checkpoint.checks {
+            regex::Regex::new(&check.pattern)
+                .map_err(|e| format!("{}: check '{}': bad pattern: {e}", path.display(), check.name))?;
+        }
+    }
+    Ok(file.checkpoint)
+}
