@@ -15,10 +15,8 @@ pub fn ensure_built(repo: &Path) -> Result<(), String> {
     static BUILD: Mutex<()> = Mutex::new(());
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     let script = repo.join("labs/guest/build.sh");
-    let status = Command::new("bash")
-        .arg(&script)
-        .status()
-        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    let status =
+        Command::new("bash").arg(&script).status().map_err(|e| format!("cannot run {}: {e}", script.display()))?;
     if status.success() {
         Ok(())
     } else {

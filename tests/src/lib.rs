@@ -7,11 +7,11 @@
 #![deny(missing_docs)]
 
 pub mod guest;
-pub mod spec;
 pub mod run;
+pub mod spec;
 
 pub use run::{run_checkpoint, CheckResult, RunResult};
-pub use spec::{load_stage, Checkpoint, Check};
+pub use spec::{load_stage, Check, Checkpoint};
 
 use std::path::{Path, PathBuf};
 

@@ -108,7 +108,12 @@ fn failed_setup(checkpoint: &Checkpoint, message: &str) -> RunResult {
 }
 
 /// Runs the binary; `None` as the status means it timed out (and was killed).
-fn spawn_and_wait(binary: &Path, args: &[String], stdin: Option<&str>, timeout: u64) -> std::io::Result<(Option<i32>, String)> {
+fn spawn_and_wait(
+    binary: &Path,
+    args: &[String],
+    stdin: Option<&str>,
+    timeout: u64,
+) -> std::io::Result<(Option<i32>, String)> {
     let mut child = Command::new(binary)
         .args(args)
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
@@ -147,5 +152,7 @@ fn spawn_and_wait(binary: &Path, args: &[String], stdin: Option<&str>, timeout: 
     for pipe in [stdout, stderr].into_iter().flatten() {
         output += &String::from_utf8_lossy(&pipe.join().unwrap_or_default());
     }
+    // The guest's tty turns "\n" into "\r\n"; match lines as a terminal shows them.
+    let output = output.replace("\r\n", "\n");
     Ok((if timed_out { None } else { status.code() }, output))
 }

@@ -51,7 +51,9 @@ pub fn open_kvm() -> Result<Kvm, HelloError> {
     let kvm = Kvm::new().map_err(|e| {
         let hint = match e.errno() {
             libc::ENOENT => "no such device: enable virtualization (VT-x/AMD-V) and load kvm_intel or kvm_amd",
-            libc::EACCES | libc::EPERM => "permission denied: add yourself to the kvm group (sudo usermod -aG kvm $USER) and log in again",
+            libc::EACCES | libc::EPERM => {
+                "permission denied: add yourself to the kvm group (sudo usermod -aG kvm $USER) and log in again"
+            }
             _ => "check that KVM is available on this machine",
         };
         HelloError::OpenKvm(e, hint)
@@ -130,8 +132,7 @@ pub fn run_guest(kvm: &Kvm, code: &[u8], out: &mut impl Write) -> Result<(), Hel
     };
     // SAFETY: the region is a live mapping of MEMORY_SIZE bytes that outlives the VM (both are
     // dropped at the end of this function, the VM first).
-    unsafe { vm.set_user_memory_region(region) }
-        .map_err(|e| HelloError::Kvm("KVM_SET_USER_MEMORY_REGION", e))?;
+    unsafe { vm.set_user_memory_region(region) }.map_err(|e| HelloError::Kvm("KVM_SET_USER_MEMORY_REGION", e))?;
     // qa:end stage1-memory-slot
     let mut vcpu = vm.create_vcpu(0).map_err(|e| HelloError::Kvm("KVM_CREATE_VCPU", e))?;
     // Real mode: CS base 0 so that CS:IP = 0:0x1000 is our code.
@@ -212,9 +213,6 @@ mod tests {
     #[test]
     fn a_message_longer_than_the_page_is_refused() {
         assert!(guest_code(&vec![b'a'; max_message_len()]).is_ok());
-        assert!(matches!(
-            guest_code(&vec![b'a'; max_message_len() + 1]),
-            Err(HelloError::MessageTooLong(_))
-        ));
+        assert!(matches!(guest_code(&vec![b'a'; max_message_len() + 1]), Err(HelloError::MessageTooLong(_))));
     }
 }

@@ -13,9 +13,8 @@ pub fn parse_mem_size(text: &str) -> Result<u64, String> {
         Some((i, 'g' | 'G')) => (&text[..i], 30),
         _ => (text, 0),
     };
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("'{text}' is not a size; use a number with K, M or G, e.g. 256M"))?;
+    let number: u64 =
+        digits.parse().map_err(|_| format!("'{text}' is not a size; use a number with K, M or G, e.g. 256M"))?;
     let bytes = number
         .checked_mul(1 << shift)
         .filter(|b| (MIN_MEM_SIZE..=MAX_MEM_SIZE).contains(b))

@@ -92,7 +92,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let mut data = [0u8; 2];
-        assert!(matches!(handle_exit(VcpuExit::IoIn(0x60, &mut data), &buses), ExitOutcome::Io(Access { hit: None, .. })));
+        assert!(matches!(
+            handle_exit(VcpuExit::IoIn(0x60, &mut data), &buses),
+            ExitOutcome::Io(Access { hit: None, .. })
+        ));
         assert_eq!(data, [0xff, 0xff]);
     }
 

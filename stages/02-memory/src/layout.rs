@@ -82,9 +82,6 @@ mod tests {
 
     #[test]
     fn memory_beyond_3_gib_moves_above_4_gib() {
-        assert_eq!(
-            ram_regions(5 * GIB),
-            vec![(0, 0xa_0000), (MIB, 3 * GIB - MIB), (4 * GIB, 2 * GIB)]
-        );
+        assert_eq!(ram_regions(5 * GIB), vec![(0, 0xa_0000), (MIB, 3 * GIB - MIB), (4 * GIB, 2 * GIB)]);
     }
 }

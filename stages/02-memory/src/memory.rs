@@ -230,9 +230,7 @@ impl GuestMemory {
     pub fn read_obj<T: ByteValued>(&self, addr: GuestAddress) -> Result<T, MemoryError> {
         let mut value = T::default();
         // SAFETY: `T: ByteValued` has no padding and accepts any bit pattern.
-        let bytes = unsafe {
-            std::slice::from_raw_parts_mut((&mut value as *mut T).cast::<u8>(), size_of::<T>())
-        };
+        let bytes = unsafe { std::slice::from_raw_parts_mut((&mut value as *mut T).cast::<u8>(), size_of::<T>()) };
         self.read(addr, bytes)?;
         Ok(value)
     }
@@ -240,9 +238,7 @@ impl GuestMemory {
     /// Writes a plain-data value to `addr`.
     pub fn write_obj<T: ByteValued>(&self, addr: GuestAddress, value: T) -> Result<(), MemoryError> {
         // SAFETY: `T: ByteValued` has no padding, so all its bytes are initialised.
-        let bytes = unsafe {
-            std::slice::from_raw_parts((&value as *const T).cast::<u8>(), size_of::<T>())
-        };
+        let bytes = unsafe { std::slice::from_raw_parts((&value as *const T).cast::<u8>(), size_of::<T>()) };
         self.write(addr, bytes)
     }
 

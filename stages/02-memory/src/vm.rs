@@ -1,8 +1,8 @@
 //! The VM: a KVM VM file descriptor, its guest memory registered as memory slots, and the buses.
 
 use crate::bus::Bus;
-use crate::memory::{GuestMemory, MemoryError};
 use crate::layout;
+use crate::memory::{GuestMemory, MemoryError};
 use kvm_ioctls::{Kvm, VmFd};
 use std::sync::Arc;
 
@@ -71,8 +71,7 @@ pub fn register_memory_slots(vm: &VmFd, memory: &GuestMemory) -> Result<(), VmEr
         };
         // SAFETY: the mapping stays alive as long as `memory`, which the VM's owner keeps for the
         // VM's whole life (`Vm` holds both, and drops the VM fd first).
-        unsafe { vm.set_user_memory_region(slot_region) }
-            .map_err(|e| VmError::Kvm("KVM_SET_USER_MEMORY_REGION", e))?;
+        unsafe { vm.set_user_memory_region(slot_region) }.map_err(|e| VmError::Kvm("KVM_SET_USER_MEMORY_REGION", e))?;
     }
     Ok(())
 }

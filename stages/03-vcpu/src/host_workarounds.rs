@@ -33,6 +33,11 @@ use std::sync::Mutex;
 /// XSAVE/XRSTOR, `lock cmpxchg16b`, SMAP (`clac`/`stac`) and `popcnt`.
 pub const KERNEL_CMDLINE_WORKAROUNDS: &str = "noxsave clearcpuid=cx16,smap,popcnt";
 
+/// What a multi-vCPU boot adds on this host: application processors start in real mode at the
+/// kernel's trampoline after INIT/SIPI, and that start-up hangs under kvm_pvm, so the kernel
+/// is told to bring up only the boot CPU. It still reads every CPU from the MP table.
+pub const KERNEL_CMDLINE_SMP_WORKAROUND: &str = "maxcpus=1";
+
 /// The kernel module whose presence means "this host needs the workarounds".
 pub const PVM_MODULE_PATH: &str = "/sys/module/kvm_pvm";
 

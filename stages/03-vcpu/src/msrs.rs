@@ -75,7 +75,8 @@ pub fn boot_msr_entries() -> Vec<kvm_msr_entry> {
 /// Sets the boot MSRs on `vcpu`.
 pub fn configure_msrs(vcpu: &VcpuFd) -> Result<(), MsrError> {
     let entries = boot_msr_entries();
-    let msrs = Msrs::from_entries(&entries).map_err(|_| MsrError::Partial { set: 0, wanted: entries.len(), failed: 0 })?;
+    let msrs =
+        Msrs::from_entries(&entries).map_err(|_| MsrError::Partial { set: 0, wanted: entries.len(), failed: 0 })?;
     let set = vcpu.set_msrs(&msrs).map_err(MsrError::Kvm)?;
     if set != entries.len() {
         return Err(MsrError::Partial { set, wanted: entries.len(), failed: entries[set].index });

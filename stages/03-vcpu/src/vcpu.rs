@@ -153,7 +153,7 @@ impl Vcpu {
         };
         // After an I/O exit is a cheap moment to see whether the guest kernel is far enough
         // along for the syscall hook (it reads two registers, and only until the hook is in).
-        if counts.total.load(Ordering::Relaxed) % 64 == 0 {
+        if counts.total.load(Ordering::Relaxed).is_multiple_of(64) {
             context.workarounds.maybe_install_syscall_hook(&self.fd, &context.memory);
         }
         None
@@ -178,7 +178,10 @@ impl Vcpu {
     /// A stop reason with the register state, for errors the guest cannot survive.
     fn fatal(&self, what: &str) -> StopReason {
         let regs = self.fd.get_regs().map(|r| format!("RIP={:#x} RSP={:#x} RFLAGS={:#x}", r.rip, r.rsp, r.rflags));
-        let sregs = self.fd.get_sregs().map(|s| format!("CR0={:#x} CR3={:#x} CR4={:#x} EFER={:#x}", s.cr0, s.cr3, s.cr4, s.efer));
+        let sregs = self
+            .fd
+            .get_sregs()
+            .map(|s| format!("CR0={:#x} CR3={:#x} CR4={:#x} EFER={:#x}", s.cr0, s.cr3, s.cr4, s.efer));
         StopReason::Error(format!(
             "vCPU {}: {what} ({}; {})",
             self.id,
@@ -194,8 +197,5 @@ pub fn join_vcpus(threads: Vec<JoinHandle<StopReason>>, control: &VmControl) -> 
         .into_iter()
         .map(|t| t.join().unwrap_or_else(|_| StopReason::Error("a vCPU thread panicked".into())))
         .collect();
-    control
-        .reason()
-        .or_else(|| reasons.into_iter().find(|r| *r != StopReason::Halted))
-        .unwrap_or(StopReason::Halted)
+    control.reason().or_else(|| reasons.into_iter().find(|r| *r != StopReason::Halted)).unwrap_or(StopReason::Halted)
 }

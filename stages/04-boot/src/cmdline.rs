@@ -1,0 +1,52 @@
+//! The kernel command line the VMM passes.
+
+/// What every boot gets: the console on the first serial port, reboot through the keyboard
+/// controller (which the VMM watches to end the run), no address-space randomisation, and
+/// no `outb` to port 0x80 for I/O delays (each one would be a VM exit).
+pub const BASE_CMDLINE: &str = "console=ttyS0 reboot=k nokaslr io_delay=none";
+
+/// Errors in the command line.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CmdlineError {
+    /// Longer than the kernel accepts.
+    #[error("the kernel command line is {len} bytes; this kernel accepts at most {max}")]
+    TooLong {
+        /// Its length.
+        len: usize,
+        /// The kernel's `cmdline_size`.
+        max: usize,
+    },
+    /// Contains a NUL byte.
+    #[error("the kernel command line contains a NUL byte")]
+    Nul,
+}
+
+// qa:begin stage4-cmdline
+/// Joins the parts that are not empty with spaces and checks the result against `max_len`.
+pub fn build_cmdline(parts: &[&str], max_len: usize) -> Result<String, CmdlineError> {
+    let line = parts.iter().map(|p| p.trim()).filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ");
+    if line.contains('\0') {
+        return Err(CmdlineError::Nul);
+    }
+    if line.len() > max_len {
+        return Err(CmdlineError::TooLong { len: line.len(), max: max_len });
+    }
+    Ok(line)
+}
+// qa:end stage4-cmdline
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_are_joined_and_empty_ones_dropped() {
+        assert_eq!(build_cmdline(&["console=ttyS0", "", " quiet "], 100).unwrap(), "console=ttyS0 quiet");
+    }
+
+    #[test]
+    fn too_long_or_nul_is_refused() {
+        assert_eq!(build_cmdline(&["abcd"], 3), Err(CmdlineError::TooLong { len: 4, max: 3 }));
+        assert_eq!(build_cmdline(&["a\0b"], 10), Err(CmdlineError::Nul));
+    }
+}

@@ -1,0 +1,21 @@
+//! Stage 4: the Linux x86 boot protocol.
+//!
+//! Stage 3 started a vCPU in 64-bit mode on code the VMM wrote. Linux's 64-bit boot protocol
+//! starts it the same way, at the kernel's entry point, with RSI pointing at the *zero page*:
+//! - [`loader`] puts a bzImage or an ELF vmlinux, and the initrd, in guest memory;
+//! - [`bootparams`] is the zero page, [`e820`] the memory map in it, [`cmdline`] the command line;
+//! - [`mptable`] tells the kernel about CPUs and interrupt routing (there is no ACPI);
+//! - [`devices`] are the legacy devices Linux expects, [`irq`] how they interrupt;
+//! - [`boot`] is the recipe that puts the machine together.
+#![deny(missing_docs)]
+
+pub mod boot;
+pub mod bootparams;
+pub mod cmdline;
+pub mod devices;
+pub mod e820;
+pub mod guest;
+pub mod irq;
+pub mod layout;
+pub mod loader;
+pub mod mptable;
