@@ -33,14 +33,6 @@ rel() { local p=$1; case $p in "$PWD"/*) p=${p#"$PWD"/} ;; esac; printf '%s' "$p
 
 usage() { sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
-CHECK=0
-case ${1:-} in
-    "") ;;
-    --check) CHECK=1 ;;
-    -h|--help) usage; exit 0 ;;
-    *) usage >&2; exit 2 ;;
-esac
-
 # ---------------------------------------------------------------------------------------
 # dependencies
 missing_packages() {
@@ -102,7 +94,7 @@ compute_keys() {
         echo "linux=$LINUX_VERSION gcc=$GCC_VERSION"
         ld --version 2>/dev/null | head -n1 || true
         declare -f build_kernel
-        cat "$HERE/kernel.config"
+        grep -E '^(CONFIG_|# CONFIG_[A-Za-z0-9_]+ is not set$)' "$HERE/kernel.config"
     } | sha)
     INITRAMFS_KEY=$( {
         echo "kernel=$KERNEL_KEY busybox=$BUSYBOX_VERSION"
@@ -319,67 +311,81 @@ out_up_to_date() {
 }
 
 # ---------------------------------------------------------------------------------------
-if [ "$CHECK" = 1 ]; then
-    if [ -n "$(missing_packages 2>/dev/null || echo x)" ]; then
-        say "out of date: build dependencies are missing"; exit 1
+# The whole script is parsed before main runs, so editing build.sh (or a git pull) while a
+# build runs or waits for the lock cannot break that build.
+main() {
+    local check=0 f
+    case ${1:-} in
+        "") ;;
+        --check) check=1 ;;
+        -h|--help) usage; exit 0 ;;
+        *) usage >&2; exit 2 ;;
+    esac
+
+    if [ "$check" = 1 ]; then
+        if [ -n "$(missing_packages 2>/dev/null || echo x)" ]; then
+            say "out of date: build dependencies are missing"; exit 1
+        fi
+        compute_keys
+        if out_up_to_date; then say "up to date ($(rel "$OUT"))"; exit 0; fi
+        say "out of date ($(rel "$OUT")): run $(rel "$HERE")/build.sh"; exit 1
     fi
+
+    mkdir -p "$CACHE"
+    exec 9>"$CACHE/.lock"
+    if ! flock -n 9; then
+        say "waiting for another build to finish (lock: $CACHE/.lock)..."
+        flock 9
+    fi
+
+    ensure_packages
     compute_keys
-    if out_up_to_date; then say "up to date ($(rel "$OUT"))"; exit 0; fi
-    say "out of date ($(rel "$OUT")): run $(rel "$HERE")/build.sh"; exit 1
-fi
+    if out_up_to_date; then
+        say "up to date ($(rel "$OUT"))"
+        exit 0
+    fi
 
-mkdir -p "$CACHE"
-exec 9>"$CACHE/.lock"
-if ! flock -n 9; then
-    say "waiting for another build to finish (lock: $CACHE/.lock)..."
-    flock 9
-fi
+    KDIR=$CACHE/kernel/$KERNEL_KEY
+    if [ ! -e "$KDIR/.done" ]; then
+        rm -rf "$KDIR" "$KDIR.tmp"
+        build_kernel "$KDIR.tmp"
+        touch "$KDIR.tmp/.done"
+        mv "$KDIR.tmp" "$KDIR"
+        prune_cache kernel
+    fi
+    touch "$KDIR"
+    KERNEL_RELEASE=$(cat "$KDIR/kernel.release")
 
-ensure_packages
-compute_keys
-if out_up_to_date; then
-    say "up to date ($(rel "$OUT"))"
-    exit 0
-fi
+    IDIR=$CACHE/initramfs/$INITRAMFS_KEY
+    if [ ! -e "$IDIR/.done" ]; then
+        rm -rf "$IDIR" "$IDIR.tmp"
+        build_initramfs "$IDIR.tmp" "$KDIR"
+        touch "$IDIR.tmp/.done"
+        mv "$IDIR.tmp" "$IDIR"
+        prune_cache initramfs
+    fi
+    touch "$IDIR"
 
-KDIR=$CACHE/kernel/$KERNEL_KEY
-if [ ! -e "$KDIR/.done" ]; then
-    rm -rf "$KDIR" "$KDIR.tmp"
-    build_kernel "$KDIR.tmp"
-    touch "$KDIR.tmp/.done"
-    mv "$KDIR.tmp" "$KDIR"
-    prune_cache kernel
-fi
-touch "$KDIR"
-KERNEL_RELEASE=$(cat "$KDIR/kernel.release")
+    DDIR=$CACHE/disk/$DISK_KEY
+    if [ ! -e "$DDIR/.done" ]; then
+        rm -rf "$DDIR" "$DDIR.tmp"
+        build_disk "$DDIR.tmp"
+        touch "$DDIR.tmp/.done"
+        mv "$DDIR.tmp" "$DDIR"
+        prune_cache disk
+    fi
+    touch "$DDIR"
 
-IDIR=$CACHE/initramfs/$INITRAMFS_KEY
-if [ ! -e "$IDIR/.done" ]; then
-    rm -rf "$IDIR" "$IDIR.tmp"
-    build_initramfs "$IDIR.tmp" "$KDIR"
-    touch "$IDIR.tmp/.done"
-    mv "$IDIR.tmp" "$IDIR"
-    prune_cache initramfs
-fi
-touch "$IDIR"
+    mkdir -p "$OUT"
+    rm -f "$OUT/guest.json"
+    for f in vmlinux bzImage System.map kernel.config; do cp -f "$KDIR/$f" "$OUT/$f.tmp"; done
+    for f in initramfs.cpio initramfs.cpio.gz; do cp -f "$IDIR/$f" "$OUT/$f.tmp"; done
+    cp -f --sparse=always "$DDIR/disk.ext4" "$OUT/disk.ext4.tmp"
+    cp -f "$DDIR/disk.sha256" "$OUT/disk.sha256.tmp"
+    for f in "${ARTIFACTS[@]}"; do mv -f "$OUT/$f.tmp" "$OUT/$f"; done
+    write_guest_json "$OUT/guest.json.tmp"
+    mv -f "$OUT/guest.json.tmp" "$OUT/guest.json"
+    say "done: $(rel "$OUT") (kernel $KERNEL_RELEASE)"
+}
 
-DDIR=$CACHE/disk/$DISK_KEY
-if [ ! -e "$DDIR/.done" ]; then
-    rm -rf "$DDIR" "$DDIR.tmp"
-    build_disk "$DDIR.tmp"
-    touch "$DDIR.tmp/.done"
-    mv "$DDIR.tmp" "$DDIR"
-    prune_cache disk
-fi
-touch "$DDIR"
-
-mkdir -p "$OUT"
-rm -f "$OUT/guest.json"
-for f in vmlinux bzImage System.map kernel.config; do cp -f "$KDIR/$f" "$OUT/$f.tmp"; done
-for f in initramfs.cpio initramfs.cpio.gz; do cp -f "$IDIR/$f" "$OUT/$f.tmp"; done
-cp -f --sparse=always "$DDIR/disk.ext4" "$OUT/disk.ext4.tmp"
-cp -f "$DDIR/disk.sha256" "$OUT/disk.sha256.tmp"
-for f in "${ARTIFACTS[@]}"; do mv -f "$OUT/$f.tmp" "$OUT/$f"; done
-write_guest_json "$OUT/guest.json.tmp"
-mv -f "$OUT/guest.json.tmp" "$OUT/guest.json"
-say "done: $(rel "$OUT") (kernel $KERNEL_RELEASE)"
+main "$@"; exit

@@ -1,0 +1,3 @@
+//! Device models added in stage 5.
+
+pub mod serial;

@@ -1,0 +1,3 @@
+//! Device models added in stage 7.
+
+pub mod edu;
