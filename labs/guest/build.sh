@@ -31,7 +31,7 @@ sha() { sha256sum | cut -d' ' -f1; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 rel() { local p=$1; case $p in "$PWD"/*) p=${p#"$PWD"/} ;; esac; printf '%s' "$p"; }
 
-usage() { sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 # ---------------------------------------------------------------------------------------
 # dependencies
@@ -68,7 +68,7 @@ pkg_version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo missing; 
 busybox_bin() { # the static busybox shipped by busybox-static
     local b
     b=$(dpkg-query -L busybox-static 2>/dev/null | grep -E '/bin/busybox$' | head -n1 || true)
-    [ -n "$b" ] && [ -x "$b" ] || die "busybox-static's /bin/busybox not found"
+    if [ -z "$b" ] || [ ! -x "$b" ]; then die "busybox-static's /bin/busybox not found"; fi
     printf '%s' "$b"
 }
 
@@ -160,7 +160,7 @@ verify_kernel_config() { # FRAGMENT CONFIG: fail naming every fragment option th
         case $line in
             CONFIG_*=*)
                 name=${line%%=*}; want=${line#*=}
-                grep -qxF "$name=$want" "$config" || bad+=("$name=$want (got: $(grep -E "^(# )?$name[= ]" "$config" || echo absent))") ;;
+                grep -qxF "$name=$want" "$config" || bad+=("$name=$want (got: $(grep -E "^(# )?${name}[= ]" "$config" || echo absent))") ;;
             "# CONFIG_"*" is not set")
                 name=${line#"# "}; name=${name%" is not set"}
                 grep -qE "^$name=" "$config" && bad+=("$name not set (got: $(grep -E "^$name=" "$config"))") ;;
