@@ -10,6 +10,7 @@
 //! - [`demo`] is the guest this stage runs.
 #![deny(missing_docs)]
 
+pub mod cli;
 pub mod control;
 pub mod cpuid;
 pub mod demo;

@@ -3,9 +3,10 @@
 use clap::Parser;
 use stage02::devices::console::PortConsole;
 use stage02::vm::Vm;
+use stage03::cli::MachineArgs;
 use stage03::control::{StopReason, VmControl};
 use stage03::demo;
-use stage03::host_workarounds::{HostWorkarounds, WorkaroundMode};
+use stage03::host_workarounds::HostWorkarounds;
 use stage03::vcpu::{join_vcpus, ExitCounts, Vcpu, VcpuContext};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
@@ -18,12 +19,8 @@ struct Args {
     /// Number of vCPUs (1 to 64).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=64))]
     smp: u8,
-    /// Guest RAM size (K, M or G suffix).
-    #[arg(long, default_value = "256M", value_parser = stage02::cli::parse_mem_size)]
-    mem: u64,
-    /// Trap-and-emulate what this host's KVM cannot (auto: when the host KVM is kvm_pvm).
-    #[arg(long, value_enum, default_value_t = WorkaroundMode::Auto)]
-    host_workarounds: WorkaroundMode,
+    #[command(flatten)]
+    machine: MachineArgs,
 }
 
 fn main() -> ExitCode {
@@ -44,13 +41,13 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<StopReason, String> {
     // Configure memory.
-    let vm = Vm::new(args.mem).map_err(|e| e.to_string())?;
+    let vm = Vm::new(args.machine.mem).map_err(|e| e.to_string())?;
     demo::load(&vm.memory).map_err(|e| e.to_string())?;
     // Configure I/O.
     let console = Arc::new(Mutex::new(PortConsole::new(std::io::stdout())));
     vm.buses.pio.insert("console", u64::from(stage01::SERIAL_PORT), 1, console).map_err(|e| e.to_string())?;
     // Configure vCPUs.
-    let workarounds = Arc::new(HostWorkarounds::new(args.host_workarounds));
+    let workarounds = Arc::new(HostWorkarounds::new(args.machine.host_workarounds));
     let context = VcpuContext {
         memory: Arc::clone(&vm.memory),
         buses: Arc::clone(&vm.buses),

@@ -2,10 +2,9 @@
 
 use clap::Parser;
 use stage02::vm::Vm;
+use stage03::cli::MachineArgs;
 use stage03::control::{StopReason, VmControl};
-use stage03::host_workarounds::{
-    HostWorkarounds, WorkaroundMode, KERNEL_CMDLINE_SMP_WORKAROUND, KERNEL_CMDLINE_WORKAROUNDS,
-};
+use stage03::host_workarounds::{HostWorkarounds, KERNEL_CMDLINE_SMP_WORKAROUND, KERNEL_CMDLINE_WORKAROUNDS};
 use stage03::vcpu::{ExitCounts, VcpuContext};
 use stage04::boot::{self, COM1_IRQ};
 use stage04::cmdline::BASE_CMDLINE;
@@ -30,15 +29,11 @@ struct Args {
     /// Extra kernel command-line options, after the ones the VMM needs.
     #[arg(long, default_value = "")]
     append: String,
-    /// Guest RAM size (K, M or G suffix).
-    #[arg(long, default_value = "256M", value_parser = stage02::cli::parse_mem_size)]
-    mem: u64,
     /// Number of vCPUs (1 to 32).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=32))]
     smp: u8,
-    /// Trap-and-emulate what this host's KVM cannot (auto: when the host KVM is kvm_pvm).
-    #[arg(long, value_enum, default_value_t = WorkaroundMode::Auto)]
-    host_workarounds: WorkaroundMode,
+    #[command(flatten)]
+    machine: MachineArgs,
 }
 
 fn main() -> ExitCode {
@@ -73,7 +68,7 @@ fn run(args: &Args) -> Result<StopReason, String> {
             return Err(format!("{} is not a file{hint}", path.display()));
         }
     }
-    let workarounds = Arc::new(HostWorkarounds::new(args.host_workarounds));
+    let workarounds = Arc::new(HostWorkarounds::new(args.machine.host_workarounds));
     let host_options = if workarounds.enabled() { KERNEL_CMDLINE_WORKAROUNDS } else { "" };
     let smp_option = if workarounds.enabled() && args.smp > 1 {
         eprintln!("stage04: this host's KVM cannot start secondary vCPUs in real mode; the kernel will use one ({KERNEL_CMDLINE_SMP_WORKAROUND})");
@@ -83,7 +78,7 @@ fn run(args: &Args) -> Result<StopReason, String> {
     };
 
     // Configure memory and interrupt controllers.
-    let vm = Vm::new(args.mem).map_err(|e| e.to_string())?;
+    let vm = Vm::new(args.machine.mem).map_err(|e| e.to_string())?;
     boot::configure_irqchip(&vm).map_err(|e| e.to_string())?;
     // Load the kernel.
     let cmdline = [BASE_CMDLINE, host_options, smp_option, &args.append];

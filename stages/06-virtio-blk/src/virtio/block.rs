@@ -330,7 +330,7 @@ impl VirtioBlock {
     /// Checks that `len` bytes at `sector` are whole sectors inside the disk; returns the byte
     /// offset (so `offset + len` cannot overflow either).
     fn check_range(&self, sector: u64, len: u64) -> Result<u64, VirtioBlockError> {
-        if len % SECTOR_SIZE != 0 {
+        if !len.is_multiple_of(SECTOR_SIZE) {
             return Err(VirtioBlockError::PartialSectorData(len));
         }
         // `sector` is whatever the guest wrote: `sector * 512 + len` can overflow a u64.

@@ -634,7 +634,7 @@ impl<D: VirtioDevice, T: InterruptTrigger> BusDevice for MmioTransport<D, T> {
             return;
         }
         // "The driver MUST only use 32 bit wide and aligned reads and writes" for registers.
-        if data.len() != 4 || offset % 4 != 0 {
+        if data.len() != 4 || !offset.is_multiple_of(4) {
             guest_error!(SOURCE, "{}-byte read at register offset {offset:#x}", data.len());
             return;
         }
@@ -650,7 +650,7 @@ impl<D: VirtioDevice, T: InterruptTrigger> BusDevice for MmioTransport<D, T> {
             return;
         }
         match <[u8; 4]>::try_from(data) {
-            Ok(bytes) if offset % 4 == 0 => self.write_register(offset, u32::from_le_bytes(bytes)),
+            Ok(bytes) if offset.is_multiple_of(4) => self.write_register(offset, u32::from_le_bytes(bytes)),
             _ => guest_error!(SOURCE, "{}-byte write at register offset {offset:#x}", data.len()),
         }
     }
