@@ -41,6 +41,22 @@ impl std::fmt::Display for StopReason {
     }
 }
 
+/// The process exit code for how a stage's run ended: 0 for a clean stop, 1 otherwise, with
+/// a one-line message on stderr (prefixed by `program`) for anything that was not clean.
+pub fn exit_code(program: &str, result: Result<StopReason, String>) -> std::process::ExitCode {
+    match result {
+        Ok(reason) if reason.is_clean() => std::process::ExitCode::SUCCESS,
+        Ok(reason) => {
+            eprintln!("{program}: {reason}");
+            std::process::ExitCode::FAILURE
+        }
+        Err(message) => {
+            eprintln!("{program}: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 impl StopReason {
     /// Whether this is a clean end of the guest's life (exit code 0).
     pub fn is_clean(&self) -> bool {

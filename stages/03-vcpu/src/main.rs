@@ -26,17 +26,7 @@ struct Args {
 fn main() -> ExitCode {
     stage01::default_sigpipe();
     let args: Args = stage01::parse_args();
-    match run(&args) {
-        Ok(reason) if reason.is_clean() => ExitCode::SUCCESS,
-        Ok(reason) => {
-            eprintln!("stage03: {reason}");
-            ExitCode::FAILURE
-        }
-        Err(message) => {
-            eprintln!("stage03: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    stage03::control::exit_code("stage03", run(&args))
 }
 
 fn run(args: &Args) -> Result<StopReason, String> {

@@ -39,20 +39,7 @@ struct Args {
 fn main() -> ExitCode {
     stage01::default_sigpipe();
     let args: Args = stage01::parse_args();
-    match run(&args) {
-        Ok(reason) if reason.is_clean() => {
-            eprintln!("stage04: {reason}");
-            ExitCode::SUCCESS
-        }
-        Ok(reason) => {
-            eprintln!("stage04: {reason}");
-            ExitCode::FAILURE
-        }
-        Err(message) => {
-            eprintln!("stage04: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    stage03::control::exit_code("stage04", run(&args))
 }
 
 fn run(args: &Args) -> Result<StopReason, String> {
@@ -113,5 +100,9 @@ fn run(args: &Args) -> Result<StopReason, String> {
         fixes.emulated_instructions.load(Ordering::Relaxed),
         fixes.syscall_fixups.load(Ordering::Relaxed),
     );
+    if reason.is_clean() {
+        // Unclean stops are reported by `exit_code`; a clean one is worth a line too.
+        eprintln!("stage04: {reason}");
+    }
     Ok(reason)
 }
