@@ -25,6 +25,10 @@ pub enum StopReason {
     PowerOff,
     /// The guest triple-faulted: the CPU shut down.
     TripleFault,
+    /// The user quit the VMM (Ctrl-A x on the console).
+    Quit,
+    /// The VMM received a termination signal (SIGINT, SIGTERM, SIGHUP).
+    Signal(libc::c_int),
     /// Something the VMM cannot continue from; the message says what.
     Error(String),
 }
@@ -36,16 +40,32 @@ impl std::fmt::Display for StopReason {
             StopReason::Reset => write!(f, "the guest reset the machine"),
             StopReason::PowerOff => write!(f, "the guest powered off"),
             StopReason::TripleFault => write!(f, "the guest triple-faulted (CPU shutdown)"),
+            StopReason::Quit => write!(f, "quit (Ctrl-A x)"),
+            StopReason::Signal(signal) => write!(f, "stopped by {}", signal_name(*signal)),
             StopReason::Error(message) => write!(f, "{message}"),
         }
     }
 }
 
-/// The process exit code for how a stage's run ended: 0 for a clean stop, 1 otherwise, with
-/// a one-line message on stderr (prefixed by `program`) for anything that was not clean.
+fn signal_name(signal: libc::c_int) -> String {
+    match signal {
+        libc::SIGINT => "SIGINT".into(),
+        libc::SIGTERM => "SIGTERM".into(),
+        libc::SIGHUP => "SIGHUP".into(),
+        other => format!("signal {other}"),
+    }
+}
+
+/// The process exit code for how a stage's run ended: 0 for a clean stop, 128 + N for signal N
+/// (as a shell reports a process killed by it), 1 otherwise, with a one-line message on stderr
+/// (prefixed by `program`) for anything that was not clean.
 pub fn exit_code(program: &str, result: Result<StopReason, String>) -> std::process::ExitCode {
     match result {
         Ok(reason) if reason.is_clean() => std::process::ExitCode::SUCCESS,
+        Ok(StopReason::Signal(signal)) => {
+            eprintln!("{program}: {}", StopReason::Signal(signal));
+            std::process::ExitCode::from(128u8.saturating_add(u8::try_from(signal).unwrap_or(0)))
+        }
         Ok(reason) => {
             eprintln!("{program}: {reason}");
             std::process::ExitCode::FAILURE
@@ -60,7 +80,7 @@ pub fn exit_code(program: &str, result: Result<StopReason, String>) -> std::proc
 impl StopReason {
     /// Whether this is a clean end of the guest's life (exit code 0).
     pub fn is_clean(&self) -> bool {
-        matches!(self, StopReason::Halted | StopReason::Reset | StopReason::PowerOff)
+        matches!(self, StopReason::Halted | StopReason::Reset | StopReason::PowerOff | StopReason::Quit)
     }
 }
 

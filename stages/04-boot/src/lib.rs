@@ -6,7 +6,8 @@
 //! - [`bootparams`] is the zero page, [`e820`] the memory map in it, [`cmdline`] the command line;
 //! - [`mptable`] tells the kernel about CPUs and interrupt routing (there is no ACPI);
 //! - [`devices`] are the legacy devices Linux expects, [`irq`] how they interrupt;
-//! - [`boot`] is the recipe that puts the machine together.
+//! - [`boot`] is the recipe that puts the machine together, [`machine`] the same recipe as
+//!   two calls for the stage binaries.
 #![deny(missing_docs)]
 
 pub mod boot;
@@ -18,4 +19,5 @@ pub mod guest;
 pub mod irq;
 pub mod layout;
 pub mod loader;
+pub mod machine;
 pub mod mptable;

@@ -253,37 +253,8 @@ pub const DEFAULT_SCRATCH: u8 = 0x00;
 ///   (the guest's I/O) or from the event loop (input): it must not block, nor lock the device.
 /// - An error is passed to [`SerialEvents::error`] as [`SerialError::Interrupt`]; the device goes on.
 ///
-/// # Example
-///
-/// A trigger that counts, as in the tests:
-/// ```
-/// # use stage05::devices::serial;
-/// use std::sync::atomic::{AtomicUsize, Ordering};
-/// use std::sync::Arc;
-///
-/// #[derive(Clone, Default)]
-/// struct Counter(Arc<AtomicUsize>);
-///
-/// impl serial::Trigger for Counter {
-///     fn trigger(&self) -> std::io::Result<()> {
-///         self.0.fetch_add(1, Ordering::SeqCst);
-///         Ok(())
-///     }
-/// }
-///
-/// let counter = Counter::default();
-/// let mut uart = serial::Serial::new(counter.clone(), std::io::sink());
-/// uart.write(serial::MCR_OFFSET, serial::MCR_OUT2_BIT);
-/// uart.write(serial::IER_OFFSET, serial::IER_THR_EMPTY_BIT);
-/// assert_eq!(counter.0.load(Ordering::SeqCst), 1, "THR is empty: enabling its interrupt raises it");
-/// ```
-pub trait Trigger: Send {
-    /// Delivers one edge on the interrupt line.
-    ///
-    /// # Errors
-    /// Whatever the underlying mechanism reports (for an eventfd, a failed `write(2)`).
-    fn trigger(&self) -> io::Result<()>;
-}
+/// It is stage 4's [`stage04::irq::Trigger`]: the irqfd-backed trigger of stage 4 serves here too.
+pub use stage04::irq::Trigger;
 
 /// Things that went wrong inside the device. None of them stops it: it reports them through
 /// [`SerialEvents::error`] and carries on, as hardware would.
@@ -320,6 +291,10 @@ pub trait SerialEvents: Send {
     /// event loop that stopped reading its input when [`Serial::fifo_capacity`] was 0 can resume.
     fn in_buffer_empty(&self) {}
 
+    /// The guest has just raised RTS (MCR bit 1) outside loopback: it is ready to receive. An event
+    /// loop that holds input until then (see [`Serial::receive_room`]) can send it now.
+    fn ready_to_receive(&self) {}
+
     /// Something went wrong and the device carried on; see [`SerialError`]. The guest can cause
     /// these at will, so an implementation that logs them should limit how many it prints.
     fn error(&self, _error: SerialError) {}
@@ -334,6 +309,10 @@ impl SerialEvents for NoEvents {}
 impl<EV: SerialEvents + Sync> SerialEvents for Arc<EV> {
     fn in_buffer_empty(&self) {
         self.as_ref().in_buffer_empty();
+    }
+
+    fn ready_to_receive(&self) {
+        self.as_ref().ready_to_receive();
     }
 
     fn error(&self, error: SerialError) {
@@ -491,6 +470,25 @@ impl<T: Trigger, W: Write + Send, EV: SerialEvents> Serial<T, W, EV> {
         self.receiver_size().saturating_sub(self.in_buffer.len())
     }
 
+    /// Whether the guest asks for input: RTS (MCR bit 1) is on and the UART is not in loopback.
+    ///
+    /// The host end of the line honours RTS/CTS flow control, as a modem would. It matters at boot:
+    /// Linux resets the FIFOs when it opens the port, so whatever arrived before would be lost. Linux
+    /// raises RTS once the port is open, and polling guests set it when they set up the UART.
+    pub fn wants_input(&self) -> bool {
+        self.modem_control & MCR_RTS_BIT != 0 && !self.is_in_loop_mode()
+    }
+
+    /// How many bytes the host may send now: the room in the receiver while the guest
+    /// [wants input](Serial::wants_input), 0 otherwise. Sending more than this loses bytes.
+    pub fn receive_room(&self) -> usize {
+        if self.wants_input() {
+            self.fifo_capacity()
+        } else {
+            0
+        }
+    }
+
     /// Whether the receiver is empty: the guest has read everything it was given.
     pub fn in_buffer_empty(&self) -> bool {
         self.in_buffer.is_empty()
@@ -598,6 +596,7 @@ impl<T: Trigger, W: Write + Send, EV: SerialEvents> Serial<T, W, EV> {
         RCVR_TRIGGER_LEVELS[usize::from((self.fifo_control & FCR_RCVR_TRIGGER_BITS) >> 6)]
     }
 
+    // qa:begin stage5-update-interrupt
     /// Whether the chip's interrupt output reaches the PIC. On a PC it passes through a buffer that
     /// the OUT 2 pin enables. In loopback the datasheet forces the modem control pins to their
     /// inactive state (MCR bit 4), OUT 2 included, so the buffer is off whatever MCR bit 3 says.
@@ -620,8 +619,9 @@ impl<T: Trigger, W: Write + Send, EV: SerialEvents> Serial<T, W, EV> {
             }
         }
     }
+    // qa:end stage5-update-interrupt
 
-    // lab:begin solution stage5-uart-iir
+    // lab:begin solution stage5-uart-iir "report the highest-priority pending and enabled interrupt in IIR (line status, received data or timeout, THR empty, modem status), with the FIFO bits"
     /// The interrupt sources that are pending and enabled, as IER bits.
     fn pending_interrupts(&self) -> u8 {
         let mut pending = 0;
@@ -691,7 +691,7 @@ impl<T: Trigger, W: Write + Send, EV: SerialEvents> Serial<T, W, EV> {
     }
     // qa:end stage5-thr-write
 
-    // lab:begin solution stage5-uart-loopback
+    // lab:begin solution stage5-uart-loopback "in loopback mode send THR bytes to our own receiver and wire the modem control outputs to the modem status inputs"
     /// Sends a byte from THR: out on the line, or in loopback mode straight into our own receiver.
     fn transmit(&mut self, byte: u8) {
         if self.is_in_loop_mode() {
@@ -728,6 +728,7 @@ impl<T: Trigger, W: Write + Send, EV: SerialEvents> Serial<T, W, EV> {
     }
     // lab:end
 
+    // qa:begin stage5-receive
     /// Puts bytes from the line into the receiver; what does not fit is lost to an overrun. In FIFO
     /// mode the datasheet drops the new byte and keeps the FIFO; in character mode it says the new
     /// byte overwrites the unread one. Either way one byte is lost and OE is set: this model drops
@@ -740,6 +741,7 @@ impl<T: Trigger, W: Write + Send, EV: SerialEvents> Serial<T, W, EV> {
         }
         accepted
     }
+    // qa:end stage5-receive
 
     /// Reads RBR: the oldest byte received. An empty receiver reads 0.
     fn read_rbr(&mut self) -> u8 {
@@ -767,6 +769,7 @@ impl<T: Trigger, W: Write + Send, EV: SerialEvents> Serial<T, W, EV> {
         msr
     }
 
+    // qa:begin stage5-write-ier
     fn write_ier(&mut self, value: u8) {
         let enabled = value & !self.interrupt_enable;
         self.interrupt_enable = value & IER_UART_VALID_BITS;
@@ -777,6 +780,7 @@ impl<T: Trigger, W: Write + Send, EV: SerialEvents> Serial<T, W, EV> {
             self.thr_empty_pending = true;
         }
     }
+    // qa:end stage5-write-ier
 
     fn write_fcr(&mut self, value: u8) {
         let was_enabled = self.fifo_enabled();
@@ -797,7 +801,11 @@ impl<T: Trigger, W: Write + Send, EV: SerialEvents> Serial<T, W, EV> {
     }
 
     fn write_mcr(&mut self, value: u8) {
+        let wanted_input = self.wants_input();
         self.modem_control = value & MCR_VALID_BITS;
+        if self.wants_input() && !wanted_input {
+            self.events.ready_to_receive();
+        }
         // Entering or leaving loopback, or changing an output during it, can change the modem inputs.
         self.update_modem_status();
     }
@@ -883,6 +891,7 @@ mod tests {
     #[derive(Default)]
     struct RecordingEvents {
         in_buffer_empty: AtomicUsize,
+        ready_to_receive: AtomicUsize,
         errors: Mutex<Vec<String>>,
     }
 
@@ -899,6 +908,10 @@ mod tests {
     impl SerialEvents for RecordingEvents {
         fn in_buffer_empty(&self) {
             self.in_buffer_empty.fetch_add(1, Ordering::SeqCst);
+        }
+
+        fn ready_to_receive(&self) {
+            self.ready_to_receive.fetch_add(1, Ordering::SeqCst);
         }
 
         fn error(&self, error: SerialError) {
@@ -951,6 +964,24 @@ mod tests {
         assert_eq!(serial.fifo_capacity(), RBR_SIZE, "FIFOs are off after reset");
         assert!(serial.in_buffer_empty());
         assert_eq!(trigger.count(), 0);
+    }
+
+    #[test]
+    fn test_serial_rts_flow_control() {
+        let (mut serial, _, events) = serial_with(sink());
+        serial.write(FCR_OFFSET, FCR_FIFO_ENABLE_BIT);
+        assert_eq!(serial.receive_room(), 0, "no RTS after reset: the host holds its input");
+        serial.write(MCR_OFFSET, MCR_DTR_BIT | MCR_RTS_BIT | MCR_OUT2_BIT);
+        assert_eq!(events.ready_to_receive.load(Ordering::SeqCst), 1, "raising RTS is announced");
+        assert_eq!(serial.receive_room(), FIFO_SIZE);
+        serial.enqueue_raw_bytes(b"ab");
+        assert_eq!(serial.receive_room(), FIFO_SIZE - 2);
+        serial.write(MCR_OFFSET, MCR_RTS_BIT | MCR_OUT2_BIT);
+        assert_eq!(events.ready_to_receive.load(Ordering::SeqCst), 1, "RTS stayed on: no new event");
+        serial.write(MCR_OFFSET, MCR_RTS_BIT | MCR_LOOP_BIT);
+        assert_eq!(serial.receive_room(), 0, "loopback cuts the line off");
+        serial.write(MCR_OFFSET, MCR_RTS_BIT);
+        assert_eq!(events.ready_to_receive.load(Ordering::SeqCst), 2, "leaving loopback with RTS on");
     }
 
     #[test]
