@@ -20,8 +20,8 @@ DISK_SIZE_MIB=64
 DATA_BIN_SIZE=1048576
 # sha256 of the generated data.bin; guards the generator's determinism
 DATA_BIN_SHA256=4a772ad90ae18d1ca47a81aae00b65734bf72cb31955334608f7f46226a6c983
-PACKAGES=(linux-source-6.1 busybox-static build-essential flex bison bc libelf-dev libssl-dev
-          lz4 cpio e2fsprogs xz-utils gzip openssl perl util-linux coreutils)
+PACKAGES=(linux-source-6.1 busybox-static build-essential libc6-dev flex bison bc libelf-dev
+          libssl-dev lz4 cpio e2fsprogs xz-utils gzip openssl perl util-linux coreutils)
 ARTIFACTS=(vmlinux bzImage System.map kernel.config initramfs.cpio initramfs.cpio.gz
            disk.ext4 disk.sha256)
 
@@ -97,10 +97,11 @@ compute_keys() {
         grep -E '^(CONFIG_|# CONFIG_[A-Za-z0-9_]+ is not set$)' "$HERE/kernel.config"
     } | sha)
     INITRAMFS_KEY=$( {
-        echo "kernel=$KERNEL_KEY busybox=$BUSYBOX_VERSION"
-        declare -f build_initramfs
+        echo "kernel=$KERNEL_KEY busybox=$BUSYBOX_VERSION libc6-dev=$(pkg_version libc6-dev)"
+        declare -f build_initramfs build_guest_programs
         sha256sum <"$HERE/init"
         hash_tree "$HERE/rootfs"
+        hash_tree "$HERE/edu"
     } | sha)
     DISK_KEY=$( {
         echo "e2fsprogs=$E2FS_VERSION size=$DISK_SIZE_MIB"
@@ -174,8 +175,19 @@ verify_kernel_config() { # FRAGMENT CONFIG: fail naming every fragment option th
 }
 
 # ---------------------------------------------------------------------------------------
-# initramfs: busybox + applet links + /init + the rootfs/ overlay, packed by the kernel's
-# usr/gen_init_cpio (device nodes and root-owned files without root or fakeroot)
+# guest programs: static executables for the initramfs (gcc -static: no libraries in the
+# guest), built from their C sources here
+build_guest_programs() { # STAGE: writes STAGE/edu-test
+    local stage=$1
+    gcc -static -O2 -Wall -Wextra -Werror -s -o "$stage/edu-test" "$HERE/edu/edu-test.c" ||
+        die "building edu/edu-test.c failed"
+    touch -d @0 "$stage/edu-test"
+}
+
+# ---------------------------------------------------------------------------------------
+# initramfs: busybox + applet links + /init + the guest programs + the rootfs/ overlay,
+# packed by the kernel's usr/gen_init_cpio (device nodes and root-owned files without root
+# or fakeroot)
 build_initramfs() { # DEST KERNEL_DIR
     local dest=$1 kdir=$2 bb stage list
     say "building initramfs..."
@@ -185,6 +197,7 @@ build_initramfs() { # DEST KERNEL_DIR
     cp "$bb" "$stage/busybox"
     cp "$HERE/init" "$stage/init"
     touch -d @0 "$stage/busybox" "$stage/init"
+    build_guest_programs "$stage"
     list=$dest/initramfs.list
     declare -A entry=()
     local order=()
@@ -208,6 +221,7 @@ build_initramfs() { # DEST KERNEL_DIR
         add "/$applet" "slink /$applet /bin/busybox 0777 0 0"
     done < <("$bb" --list-full)
     add /init "file /init $stage/init 0755 0 0"
+    add /usr/bin/edu-test "file /usr/bin/edu-test $stage/edu-test 0755 0 0"
     if [ -d "$HERE/rootfs" ]; then
         local type mode path target
         while IFS=$'\t' read -r type mode path target; do
