@@ -38,8 +38,8 @@ impl Default for Buses {
 pub struct Vm {
     /// The /dev/kvm handle, for system-wide queries (supported CPUID, MSR lists).
     pub kvm: Kvm,
-    /// The VM file descriptor.
-    pub fd: VmFd,
+    /// The VM file descriptor, shared with devices that raise interrupt lines (KVM_IRQ_LINE).
+    pub fd: Arc<VmFd>,
     /// Guest RAM.
     pub memory: Arc<GuestMemory>,
     /// Device buses.
@@ -54,10 +54,11 @@ impl Vm {
         let fd = kvm.create_vm().map_err(|e| VmError::Kvm("KVM_CREATE_VM", e))?;
         let memory = Arc::new(GuestMemory::new(&layout::ram_regions(mem_size))?);
         register_memory_slots(&fd, &memory)?;
-        Ok(Vm { kvm, fd, memory, buses: Arc::new(Buses::default()) })
+        Ok(Vm { kvm, fd: Arc::new(fd), memory, buses: Arc::new(Buses::default()) })
     }
 }
 
+// lab:begin solution stage2-memory-slots "register each guest RAM region with KVM as memory slot i (KVM_SET_USER_MEMORY_REGION)"
 // qa:begin stage2-slots
 /// Tells KVM about each region: slot `i` maps guest-physical `region.start()` to the host mapping.
 pub fn register_memory_slots(vm: &VmFd, memory: &GuestMemory) -> Result<(), VmError> {
@@ -76,3 +77,4 @@ pub fn register_memory_slots(vm: &VmFd, memory: &GuestMemory) -> Result<(), VmEr
     Ok(())
 }
 // qa:end stage2-slots
+// lab:end

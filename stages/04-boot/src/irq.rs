@@ -26,6 +26,13 @@ impl Trigger for EventFdTrigger {
     }
 }
 
+impl From<EventFd> for EventFdTrigger {
+    /// Wraps an eventfd that is (or, in tests, stands for) an irqfd.
+    fn from(eventfd: EventFd) -> Self {
+        EventFdTrigger(eventfd)
+    }
+}
+
 /// Creates an eventfd and registers it as the irqfd for `gsi`.
 pub fn register_irqfd(vm: &VmFd, gsi: u32) -> Result<EventFdTrigger, String> {
     let fd = EventFd::new(EFD_NONBLOCK).map_err(|e| format!("cannot create an eventfd: {e}"))?;

@@ -1,5 +1,12 @@
-//! Stage 6: virtio (the transport, the split virtqueue and the block device; the wiring into a
-//! booting VM and the stage binary are still to come).
+//! Stage 6: virtio — the virtio-mmio transport, split virtqueues, and a virtio-blk disk.
+//!
+//! - [`virtio`]: the device side of virtio: [`virtio::queue`], [`virtio::mmio`],
+//!   [`virtio::block`];
+//! - [`disks`]: how `--disk` images become devices in a machine (window, interrupt,
+//!   ioeventfd, command line);
+//! - [`io_thread`]: the thread that serves queue notifications off the vCPUs.
 #![deny(missing_docs)]
 
+pub mod disks;
+pub mod io_thread;
 pub mod virtio;

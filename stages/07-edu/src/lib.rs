@@ -1,6 +1,10 @@
-//! Stage 7: PCI and an edu device (the device models; the wiring into a booting VM, the guest
-//! program and the stage binary are still to come).
+//! Stage 7: PCI and QEMU's edu device.
+//!
+//! - [`pci`]: configuration mechanism #1, configuration spaces, BARs;
+//! - [`devices`]: the edu card;
+//! - [`platform`]: both put into a machine (host bridge ports, BAR placement, INTx routing).
 #![deny(missing_docs)]
 
 pub mod devices;
 pub mod pci;
+pub mod platform;

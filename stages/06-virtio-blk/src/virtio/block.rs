@@ -327,6 +327,7 @@ impl VirtioBlock {
     }
     // qa:end stage6-blk-config
 
+    // qa:begin stage6-check-range
     /// Checks that `len` bytes at `sector` are whole sectors inside the disk; returns the byte
     /// offset (so `offset + len` cannot overflow either).
     fn check_range(&self, sector: u64, len: u64) -> Result<u64, VirtioBlockError> {
@@ -340,6 +341,7 @@ impl VirtioBlock {
             _ => Err(VirtioBlockError::OutOfRange { sector, len, capacity: self.disk.capacity() }),
         }
     }
+    // qa:end stage6-check-range
 
     /// `VIRTIO_BLK_T_IN`: copies sectors from the file into the guest's buffers.
     fn read_sectors(&mut self, sector: u64, data: &mut BufferCursor) -> Result<(), VirtioBlockError> {
@@ -382,7 +384,7 @@ impl VirtioBlock {
         self.disk.file.sync_data().map_err(|source| VirtioBlockError::Io { offset: 0, source })
     }
 
-    // lab:begin solution stage6-blk-request
+    // lab:begin solution stage6-blk-request "carry out one virtio-blk request: IN reads sectors into the writable buffers, OUT writes the readable ones, FLUSH syncs, GET_ID returns the serial"
     /// Carries out one request whose header is `header`: `readable` is the rest of the
     /// device-readable bytes, `writable` the device-writable bytes before the status byte.
     fn execute(
@@ -1041,7 +1043,7 @@ mod tests {
         let transport = MmioTransport::new(
             VirtioBlock::new(open_disk(&file.0, false).unwrap()),
             Arc::clone(&mem),
-            irq.try_clone().unwrap(),
+            stage04::irq::EventFdTrigger::from(irq.try_clone().unwrap()),
         )
         .unwrap();
         let transport = Arc::new(Mutex::new(transport));

@@ -30,13 +30,11 @@
 //!   `vm_finalize_features`) and `drivers/virtio/virtio.c` (`virtio_features_ok`).
 //! - Firecracker `src/vmm/src/devices/virtio/transport/mmio.rs`, which this follows.
 
-use std::io;
 use std::sync::Arc;
 
 use stage02::bus::BusDevice;
 use stage02::guest_error;
 use stage02::memory::{GuestAddress, GuestMemory};
-use vmm_sys_util::eventfd::EventFd;
 
 use super::queue::{Queue, QueueError, MAX_QUEUE_SIZE};
 
@@ -166,24 +164,10 @@ pub enum MmioError {
     Queue(#[from] QueueError),
 }
 
-/// How the transport raises the device's interrupt line: one edge per event.
-///
-/// The VMM passes an `EventFd` registered with KVM as an irqfd on the device's GSI (writing it
-/// injects the interrupt without a vCPU exit); tests pass a counter.
-pub trait InterruptTrigger: Send {
-    /// Raises the interrupt.
-    ///
-    /// # Errors
-    /// Whatever the host mechanism reports; the transport logs it and goes on.
-    fn trigger(&self) -> io::Result<()>;
-}
-
-/// An irqfd: writing 1 to the eventfd makes KVM inject the interrupt.
-impl InterruptTrigger for EventFd {
-    fn trigger(&self) -> io::Result<()> {
-        self.write(1)
-    }
-}
+/// How the transport raises the device's interrupt line: one edge per event. It is stage 4's
+/// trigger: the VMM passes an eventfd registered with KVM as an irqfd on the device's GSI
+/// (writing it injects the interrupt without a vCPU exit); tests pass a counter.
+pub use stage04::irq::Trigger;
 
 /// A virtio device behind the transport: its identity, features and configuration space, and
 /// the work it does on its queues.
@@ -238,7 +222,7 @@ pub trait VirtioDevice: Send {
 /// The VMM installs it in three places (and a fourth later):
 /// 1. the MMIO bus: `bus.insert("virtio-blk", base, MMIO_WINDOW_SIZE, Arc::new(Mutex::new(transport)))`,
 ///    with `base` inside the device hole and page-aligned;
-/// 2. an interrupt: an `EventFd` registered with `KVM_IRQFD` on a free GSI, given to
+/// 2. an interrupt: an eventfd registered with `KVM_IRQFD` on a free GSI, given to
 ///    [`MmioTransport::new`] as the trigger;
 /// 3. the kernel command line: `virtio_mmio.device=4K@<base>:<gsi>`;
 /// 4. (optional) one `KVM_IOEVENTFD` per queue on `base + QUEUE_NOTIFY_OFFSET`, 4 bytes,
@@ -267,7 +251,7 @@ pub struct MmioTransport<D, T> {
     interrupt_status: u32,
 }
 
-impl<D: VirtioDevice, T: InterruptTrigger> MmioTransport<D, T> {
+impl<D: VirtioDevice, T: Trigger> MmioTransport<D, T> {
     /// Puts `device` behind a register window. `mem` is the guest RAM its queues live in;
     /// `interrupt` raises its interrupt line.
     ///
@@ -277,8 +261,7 @@ impl<D: VirtioDevice, T: InterruptTrigger> MmioTransport<D, T> {
     ///
     /// # Example
     /// ```ignore
-    /// let irq = EventFd::new(libc::EFD_NONBLOCK)?;
-    /// vm.register_irqfd(&irq, VIRTIO_BLK_GSI)?;
+    /// let irq = stage04::irq::register_irqfd(&vm.fd, VIRTIO_BLK_GSI)?;
     /// let disk = open_disk(Path::new("disk.ext4"), false)?;
     /// let transport = MmioTransport::new(VirtioBlock::new(disk), Arc::clone(&vm.memory), irq)?;
     /// buses.mmio.insert("virtio-blk", VIRTIO_BLK_BASE, MMIO_WINDOW_SIZE, Arc::new(Mutex::new(transport)))?;
@@ -625,7 +608,7 @@ impl<D: VirtioDevice, T: InterruptTrigger> MmioTransport<D, T> {
     }
 }
 
-impl<D: VirtioDevice, T: InterruptTrigger> BusDevice for MmioTransport<D, T> {
+impl<D: VirtioDevice, T: Trigger> BusDevice for MmioTransport<D, T> {
     fn read(&mut self, offset: u64, data: &mut [u8]) {
         data.fill(0);
         if offset >= CONFIG_SPACE_OFFSET {
@@ -672,8 +655,8 @@ pub(crate) mod test_utils {
         }
     }
 
-    impl InterruptTrigger for CountingTrigger {
-        fn trigger(&self) -> io::Result<()> {
+    impl Trigger for CountingTrigger {
+        fn trigger(&self) -> std::io::Result<()> {
             self.0.fetch_add(1, Ordering::SeqCst);
             Ok(())
         }
@@ -1199,13 +1182,5 @@ mod tests {
         }
         assert!(matches!(new(256, 0), Err(MmioError::NoVersion1)));
         assert!(new(256, VERSION_1).is_ok());
-    }
-
-    #[test]
-    fn test_eventfd_is_a_trigger() {
-        let eventfd = EventFd::new(0).unwrap();
-        eventfd.trigger().unwrap();
-        eventfd.trigger().unwrap();
-        assert_eq!(eventfd.read().unwrap(), 2);
     }
 }

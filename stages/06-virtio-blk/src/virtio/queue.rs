@@ -605,7 +605,7 @@ impl Queue {
     }
     // qa:end stage6-avail-ring
 
-    // lab:begin solution stage6-desc-chain
+    // lab:begin solution stage6-desc-chain "follow the descriptor chain from head and check every index, address and length the guest gave (indirect tables, loops, readable before writable)"
     /// Follows the chain that starts at descriptor `head` and checks every step: indices inside
     /// their table, no descriptor visited twice, buffers inside guest RAM, readable buffers
     /// before writable ones, at most one level of indirect table, and bounded length.
@@ -689,6 +689,7 @@ impl Queue {
     }
     // lab:end
 
+    // qa:begin stage6-add-used
     /// Returns chain `head` to the driver, saying the device wrote `len` bytes into its
     /// device-writable buffers, and publishes it by bumping `used.idx`.
     ///
@@ -713,6 +714,7 @@ impl Queue {
         fence(Ordering::Release);
         self.write_ring(mem, RING_IDX_OFFSET, self.next_used.to_le())
     }
+    // qa:end stage6-add-used
 
     /// Whether the driver wants an interrupt for the buffers just used: not if it set
     /// [`VIRTQ_AVAIL_F_NO_INTERRUPT`] (it is polling the used ring, e.g. in its interrupt

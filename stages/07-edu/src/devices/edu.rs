@@ -36,16 +36,22 @@
 //! QEMU aborted the whole VM there). A transfer also needs the command register's Bus Master
 //! bit, which a driver sets with `pci_set_master()`.
 //!
-//! Not modelled: MSI (QEMU's edu has it; INTx is its default and all we offer), the command
-//! register's Interrupt Disable bit (drivers set it only when they use MSI) and the status
-//! register's Interrupt Status bit.
+//! The INTx pin follows PCI 2.3, as QEMU's PCI core does for every device: the status
+//! register's Interrupt Status bit shows whether the card asserts its interrupt, and the
+//! command register's Interrupt Disable bit keeps the pin itself low. Linux's generic
+//! user-space driver (`uio_pci_generic`) needs both: it masks the pin with Interrupt Disable
+//! in its handler and tells its interrupts from others' by Interrupt Status.
+//!
+//! Not modelled: MSI (QEMU's edu has it; INTx is its default and all we offer).
 //!
 //! # Resources
 //! - QEMU `docs/specs/edu.rst`: the register map.
 //! - QEMU `hw/misc/edu.c`: the behaviour, down to the access sizes and the DMA checks.
 //! - Linux `Documentation/PCI/pci.rst`: what a driver for it does (enable, BAR 0, IRQ, DMA mask).
 
-use crate::pci::config::{BarKind, ConfigError, ConfigSpace, COMMAND_BUS_MASTER};
+use crate::pci::config::{
+    BarKind, ConfigError, ConfigSpace, COMMAND_BUS_MASTER, COMMAND_INTERRUPT_DISABLE, STATUS_INTERRUPT,
+};
 use crate::pci::root::{QEMU_SUBSYSTEM_ID, QEMU_SUBSYSTEM_VENDOR_ID};
 use crate::pci::{GuestErrors, IrqLevel, PciDevice};
 use stage02::bus::lock;
@@ -166,28 +172,39 @@ pub enum EduError {
 /// The interrupt side: the interrupt status register and the INTx line it drives.
 struct Interrupts {
     status: u32,
+    /// The level on the pin: asserted and not disabled.
     line_high: bool,
+    /// The command register's Interrupt Disable bit, as the guest last wrote it.
+    intx_disabled: bool,
     line: Arc<dyn IrqLevel>,
 }
 
 impl Interrupts {
-    /// `edu_raise_irq`: OR into the status; the line is high while any bit is set.
+    /// `edu_raise_irq`: OR into the status; the card asserts INTx while any bit is set.
     fn raise(&mut self, bits: u32) {
         self.status |= bits;
-        if self.status != 0 {
-            self.set_line(true);
-        }
+        self.update_line();
     }
 
-    /// `edu_lower_irq`: clear bits; the line drops when none is left.
+    /// `edu_lower_irq`: clear bits; the card stops asserting when none is left.
     fn lower(&mut self, bits: u32) {
         self.status &= !bits;
-        if self.status == 0 {
-            self.set_line(false);
-        }
+        self.update_line();
     }
 
-    fn set_line(&mut self, high: bool) {
+    /// Whether the card asserts its interrupt (PCI status bit 3, Interrupt Status).
+    fn asserted(&self) -> bool {
+        self.status != 0
+    }
+
+    /// The guest wrote the command register: Interrupt Disable may have changed.
+    fn set_intx_disabled(&mut self, disabled: bool) {
+        self.intx_disabled = disabled;
+        self.update_line();
+    }
+
+    fn update_line(&mut self) {
+        let high = self.asserted() && !self.intx_disabled;
         if self.line_high != high {
             self.line_high = high;
             self.line.set_level(high);
@@ -223,7 +240,7 @@ struct DmaRegisters {
     command: u64,
 }
 
-// lab:begin solution stage7-edu-factorial
+// lab:begin solution stage7-edu-factorial "compute n! in wrapping 32-bit arithmetic on the worker thread, with the computing status bit and the optional factorial interrupt"
 /// n! in 32-bit arithmetic, as QEMU's worker computes it (`ret *= val--`): results that
 /// overflow wrap around. From 34! on the product holds 2^32 and is 0, and stays 0, so the
 /// loop stops there instead of multiplying four billion times.
@@ -341,7 +358,7 @@ impl EduDevice {
             .with_subsystem(QEMU_SUBSYSTEM_VENDOR_ID, QEMU_SUBSYSTEM_ID)
             .with_interrupt_pin(EDU_INTERRUPT_PIN)
             .with_bar(EDU_BAR, BarKind::Memory32 { prefetchable: false }, EDU_BAR_SIZE)?;
-        let interrupts = Interrupts { status: 0, line_high: false, line: irq };
+        let interrupts = Interrupts { status: 0, line_high: false, intx_disabled: false, line: irq };
         let state = State { factorial: 0, status: 0, interrupts, factorial_delay: Duration::ZERO, stopping: false };
         let shared = Arc::new(Shared { state: Mutex::new(state), wake: Condvar::new() });
         let worker_shared = Arc::clone(&shared);
@@ -401,6 +418,7 @@ impl EduDevice {
         }
     }
 
+    // qa:begin stage7-edu-write-register
     fn write_register(&mut self, offset: u64, value: u64) {
         // Below 0x80 accesses are 4 bytes: these registers take the low 32 bits.
         let value32 = value as u32;
@@ -429,6 +447,7 @@ impl EduDevice {
             _ => {}
         }
     }
+    // qa:end stage7-edu-write-register
 
     // qa:begin stage7-edu-dma
     /// Runs the transfer the guest programmed, then completes the command like QEMU's
@@ -487,7 +506,7 @@ impl EduDevice {
     // qa:end stage7-edu-dma
 }
 
-// lab:begin solution stage7-edu-extra
+// lab:begin solution stage7-edu-extra "add the extra edu operation: the CRC-32 (as zlib computes it) of the first count bytes of the DMA buffer"
 /// The CRC-32 polynomial of IEEE 802.3, bit-reversed (the "reflected" form zlib uses).
 const CRC32_POLYNOMIAL: u32 = 0xedb8_8320;
 
@@ -528,6 +547,19 @@ impl PciDevice for EduDevice {
 
     fn config_mut(&mut self) -> &mut ConfigSpace {
         &mut self.config
+    }
+
+    fn config_read(&mut self, offset: usize, data: &mut [u8]) {
+        // Interrupt Status is the card's live state, which the factorial worker changes too.
+        let asserted = lock(&self.shared.state).interrupts.asserted();
+        self.config.set_status_bits(STATUS_INTERRUPT, asserted);
+        self.config.read(offset, data);
+    }
+
+    fn config_write(&mut self, offset: usize, data: &[u8]) {
+        self.config.write(offset, data);
+        let disabled = self.config.command() & COMMAND_INTERRUPT_DISABLE != 0;
+        lock(&self.shared.state).interrupts.set_intx_disabled(disabled);
     }
 
     fn mmio_read(&mut self, bar: usize, offset: u64, data: &mut [u8]) {
@@ -774,6 +806,38 @@ mod tests {
         assert_eq!(read32(&mut edu, INTERRUPT_STATUS_OFFSET), 0, "interrupt status is read-only");
         assert_eq!(read32(&mut edu, INTERRUPT_RAISE_OFFSET), u32::MAX, "write-only");
         assert_eq!(read32(&mut edu, INTERRUPT_ACK_OFFSET), u32::MAX, "write-only");
+    }
+
+    /// What uio_pci_generic's interrupt handler does: check Interrupt Status, mask the pin with
+    /// Interrupt Disable; user space acknowledges the card and unmasks.
+    #[test]
+    fn intx_status_and_disable_follow_pci_2_3() {
+        let Fixture { mut edu, irq, .. } = fixture();
+        let status = |edu: &mut EduDevice| {
+            let mut data = [0u8; 2];
+            edu.config_read(crate::pci::config::STATUS_OFFSET, &mut data);
+            u16::from_le_bytes(data) & STATUS_INTERRUPT != 0
+        };
+        let set_command = |edu: &mut EduDevice, disable: bool| {
+            let mut command = COMMAND_MEMORY_SPACE | COMMAND_BUS_MASTER;
+            if disable {
+                command |= COMMAND_INTERRUPT_DISABLE;
+            }
+            edu.config_write(COMMAND_OFFSET, &command.to_le_bytes());
+        };
+        assert!(!status(&mut edu));
+        write32(&mut edu, INTERRUPT_RAISE_OFFSET, 0x1);
+        assert!(status(&mut edu) && irq.is_high(), "asserted: status bit and pin");
+        set_command(&mut edu, true);
+        assert!(status(&mut edu), "masking the pin leaves the status");
+        assert!(!irq.is_high(), "Interrupt Disable lowers the pin");
+        write32(&mut edu, INTERRUPT_ACK_OFFSET, 0x1);
+        assert!(!status(&mut edu));
+        set_command(&mut edu, false);
+        assert!(!irq.is_high(), "unmasked with nothing pending: still low");
+        write32(&mut edu, INTERRUPT_RAISE_OFFSET, 0x100);
+        assert!(irq.is_high());
+        assert_eq!(irq.levels(), [true, false, true]);
     }
 
     #[test]

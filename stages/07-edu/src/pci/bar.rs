@@ -182,6 +182,7 @@ impl BarAllocator {
         BarAllocator { next: start, end }
     }
 
+    // qa:begin stage7-bar-allocate
     /// The next address aligned to `size` (a power of two) with `size` bytes free, if any.
     pub fn allocate(&mut self, size: u64) -> Option<u64> {
         if !size.is_power_of_two() {
@@ -192,6 +193,7 @@ impl BarAllocator {
         self.next = end;
         Some(address)
     }
+    // qa:end stage7-bar-allocate
 }
 
 #[cfg(test)]

@@ -218,7 +218,7 @@ pub enum ConfigError {
     CapabilityTooLarge(usize),
 }
 
-// lab:begin solution stage7-bar-sizing
+// lab:begin solution stage7-bar-sizing "return a memory BAR's type bits and its writable address bits, !(size - 1), so that the guest can size it"
 /// The read-only type bits and the guest-writable address bits of a memory BAR of `size`
 /// bytes (a power of two), as one 64-bit value: for a 64-bit BAR the high half is the next
 /// BAR register.
@@ -390,6 +390,7 @@ impl ConfigSpace {
         self.add_capability(CAPABILITY_ID_VENDOR_SPECIFIC, &body)
     }
 
+    // qa:begin stage7-config-write
     /// Whether `[offset, offset + len)` is one configuration cycle: 1, 2 or 4 bytes in one dword.
     /// (Inside one dword that starts below 256, the access cannot run past the end.)
     fn is_cycle(offset: usize, len: usize) -> bool {
@@ -420,6 +421,7 @@ impl ConfigSpace {
             self.bytes[at] &= !(value & w1c);
         }
     }
+    // qa:end stage7-config-write
 
     /// The byte at `offset` (`0xff` past the end), as the guest would read it.
     pub fn read_u8(&self, offset: usize) -> u8 {

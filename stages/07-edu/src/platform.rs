@@ -1,0 +1,65 @@
+//! PCI in a machine: the host bridge behind ports 0xCF8/0xCFC, the edu card at 00:01.0 with
+//! its BAR placed as firmware would, and its INTA# wired to the IO-APIC.
+//!
+//! The interrupt route is the one stage 4's MP table announces for device 1, pin INTA#
+//! ([`pci_irq_pin`]): Linux, which has no ACPI here, reads it from the table. Firmware also
+//! writes the GSI into the card's Interrupt Line register; we do the same.
+
+use crate::devices::edu::EduDevice;
+use crate::pci::bar::{BusBarMapper, HIGH_RESERVED_SIZE, IOAPIC_START, PCI_MMIO_WINDOW_END, PCI_MMIO_WINDOW_START};
+use crate::pci::root::{PciRoot, PCI_CONFIG_ADDRESS_PORT, PCI_CONFIG_PORT_COUNT};
+use crate::pci::{IrqLevel, PciDevice, SharedPciDevice};
+use kvm_ioctls::VmFd;
+use stage04::machine::Machine;
+use stage04::mptable::pci_irq_pin;
+use std::sync::{Arc, Mutex};
+
+/// The edu card's device number on bus 0 (the host bridge is 0).
+pub const EDU_DEVICE_NUMBER: u8 = 1;
+
+/// A level-triggered line into the in-kernel IO-APIC: `KVM_IRQ_LINE` on one GSI.
+pub struct KvmIrqLine {
+    vm: Arc<VmFd>,
+    gsi: u32,
+}
+
+impl IrqLevel for KvmIrqLine {
+    fn set_level(&self, high: bool) {
+        if let Err(e) = self.vm.set_irq_line(self.gsi, high) {
+            eprintln!("[minivirt] KVM_IRQ_LINE for GSI {} failed: {e}", self.gsi);
+        }
+    }
+}
+
+/// Builds bus 0 with the edu card, places its BAR, and puts the host bridge's ports on the
+/// machine's port-I/O bus. Returns the GSI of the card's interrupt.
+pub fn attach_pci(machine: &Machine) -> Result<u32, String> {
+    let vm = &machine.vm;
+    // BARs must not shadow RAM or the APICs: those are not on the MMIO bus but take precedence.
+    let mapper = vm
+        .memory
+        .regions()
+        .iter()
+        .fold(BusBarMapper::new(Arc::clone(&vm.buses)), |mapper, region| {
+            mapper.reserve("RAM", region.start().0, region.size())
+        })
+        .reserve("IO-APIC/LAPIC", IOAPIC_START, HIGH_RESERVED_SIZE);
+    let mut root = PciRoot::new(Arc::new(mapper));
+
+    let pin = pci_irq_pin(EDU_DEVICE_NUMBER, 0).ok_or("the MP table routes no interrupt for the edu card")?;
+    let line = Arc::new(KvmIrqLine { vm: Arc::clone(&vm.fd), gsi: u32::from(pin) });
+    let mut edu = EduDevice::new(Arc::clone(&vm.memory), line).map_err(|e| e.to_string())?;
+    edu.config_mut().set_interrupt_line(pin);
+    let edu: SharedPciDevice = Arc::new(Mutex::new(edu));
+    let number = root.add_device("edu", edu).map_err(|e| e.to_string())?;
+    if number != EDU_DEVICE_NUMBER {
+        return Err(format!("the edu card landed at device {number}, not {EDU_DEVICE_NUMBER}"));
+    }
+    root.allocate_bars(PCI_MMIO_WINDOW_START, PCI_MMIO_WINDOW_END).map_err(|e| e.to_string())?;
+    let root = Arc::new(Mutex::new(root));
+    vm.buses
+        .pio
+        .insert("pci", u64::from(PCI_CONFIG_ADDRESS_PORT), PCI_CONFIG_PORT_COUNT, root)
+        .map_err(|e| e.to_string())?;
+    Ok(u32::from(pin))
+}
