@@ -1,0 +1,189 @@
+//! A real interactive session in a pseudo-terminal: answer some of stage 1's questions (right,
+//! wrong then right, wrong twice, right after a hint), press Ctrl-C, start again, and find the
+//! progress resumed at the next question.
+
+mod common;
+use common::*;
+use expectrl::Session;
+use std::time::Duration;
+
+/// Show-cursor and hide-cursor escape sequences (dialoguer hides the cursor in menus).
+const SHOW_CURSOR: &str = "\x1b[?25h";
+const HIDE_CURSOR: &str = "\x1b[?25l";
+
+fn spawn(state: &std::path::Path) -> Session {
+    let mut command = qa();
+    command
+        .args(["--stage", "1", "--lang", "en", "--no-color"])
+        .env("QA_STATE_DIR", state)
+        .env("TERM", "xterm")
+        .env_remove("NO_COLOR");
+    let mut session = Session::spawn(command).expect("spawn qa in a pty");
+    session.set_expect_timeout(Some(Duration::from_secs(30)));
+    session
+}
+
+/// Sends keys one at a time, as a person types, once the prompt is up.
+fn keys(session: &mut Session, keys: &str) {
+    std::thread::sleep(Duration::from_millis(150));
+    for c in keys.chars() {
+        session.send(c.to_string()).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Everything the session printed until `needle` (inclusive).
+fn expect(session: &mut Session, needle: &str) -> String {
+    match session.expect(needle) {
+        Ok(found) => format!("{}{}", text(found.before()), text(found.as_bytes())),
+        Err(e) => panic!("waiting for {needle:?}: {e}"),
+    }
+}
+
+/// The keys that give `answer` at the prompt of `question`: a typed line, or menu moves.
+fn answer_keys(question: &toml::Value, answer: &str) -> String {
+    let Some(choices) = question.get("choices").and_then(|c| c.as_array()) else {
+        return format!("{answer}\r");
+    };
+    let wanted: Vec<&str> = answer.split(',').collect();
+    let index = |key: &str| choices.iter().position(|c| c["key"].as_str() == Some(key)).unwrap();
+    if question.get("answer").is_some_and(|a| a.is_array()) {
+        // MultiSelect: walk down the list, toggling with Space.
+        let mut keys = String::new();
+        for (i, choice) in choices.iter().enumerate() {
+            if wanted.contains(&choice["key"].as_str().unwrap()) {
+                keys.push(' ');
+            }
+            if i + 1 < choices.len() {
+                keys.push('j');
+            }
+        }
+        keys + "\r"
+    } else {
+        "j".repeat(index(wanted[0])) + "\r"
+    }
+}
+
+/// Waits for the question's prompt and answers it.
+fn give(session: &mut Session, question: &toml::Value, answer: &str) {
+    expect(session, "Your answer");
+    keys(session, &answer_keys(question, answer));
+}
+
+#[test]
+fn a_pty_session_is_marked_interrupted_and_resumed() {
+    let state = tempfile::tempdir().unwrap();
+    let questions = questions(&bank(1));
+    let total = questions.len();
+
+    let mut session = spawn(state.path());
+    let welcome = expect(&mut session, "Phase 1");
+    assert!(welcome.contains(&format!(" 0/{total}")), "the stage list shows no progress yet:\n{welcome}");
+
+    // Question 1: right at once.
+    expect(&mut session, &format!("[Stage 1.1/{total}]"));
+    give(&mut session, &questions[0], &right_answer(&questions[0]));
+    expect(&mut session, "✓ Right.");
+    expect(&mut session, "→ Read:");
+
+    // Question 2: wrong, then right on the retry.
+    expect(&mut session, &format!("[Stage 1.2/{total}]"));
+    give(&mut session, &questions[1], &wrong_answer(&questions[1]));
+    expect(&mut session, "✗ Not right. One more try.");
+    give(&mut session, &questions[1], &right_answer(&questions[1]));
+    expect(&mut session, "✓ Right.");
+
+    // Question 3: wrong twice; the answer and the explanation are shown.
+    expect(&mut session, &format!("[Stage 1.3/{total}]"));
+    give(&mut session, &questions[2], &wrong_answer(&questions[2]));
+    expect(&mut session, "One more try.");
+    give(&mut session, &questions[2], &wrong_answer(&questions[2]));
+    expect(&mut session, "✗ Wrong. The answer:");
+    expect(&mut session, "Why:");
+
+    // Question 4: ask for the hint first, then answer right.
+    expect(&mut session, &format!("[Stage 1.4/{total}]"));
+    let hint_keys = match questions[3].get("choices").and_then(|c| c.as_array()) {
+        Some(choices) => "j".repeat(choices.len()) + "\r",
+        None => "?\r".to_string(),
+    };
+    expect(&mut session, "Your answer");
+    keys(&mut session, &hint_keys);
+    expect(&mut session, "Hint:");
+    give(&mut session, &questions[3], &right_answer(&questions[3]));
+    expect(&mut session, "✓ Right.");
+
+    // Question 5: Ctrl-C at the prompt.
+    expect(&mut session, &format!("[Stage 1.5/{total}]"));
+    expect(&mut session, "Your answer");
+    keys(&mut session, "\x03");
+    let tail = expect(&mut session, "Interrupted; progress saved.");
+    let status = session.get_process().wait().unwrap();
+    assert!(format!("{status:?}").contains("130"), "exit code 130 after Ctrl-C: {status:?}");
+    // The cursor is visible again: a show-cursor sequence follows the last hide.
+    let last_hide = tail.rfind(HIDE_CURSOR);
+    let last_show = tail.rfind(SHOW_CURSOR);
+    assert!(last_show.is_some() && last_show > last_hide, "cursor left hidden:\n{tail:?}");
+
+    // The progress file has what was answered.
+    let progress: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state.path().join("progress.json")).unwrap()).unwrap();
+    let record = |q: &toml::Value| progress["questions"][format!("1.{}", q["id"].as_str().unwrap())].clone();
+    assert_eq!(record(&questions[0])["attempts"], 1);
+    assert_eq!(
+        (record(&questions[1])["correct"].as_bool(), record(&questions[1])["attempts"].as_u64()),
+        (Some(true), Some(2))
+    );
+    assert_eq!(record(&questions[2])["correct"], false);
+    assert_eq!(record(&questions[3])["hint_used"], true);
+    assert!(record(&questions[4]).is_null(), "the interrupted question is not recorded");
+
+    // Start again: 4 answered, 3 right, and the session resumes at question 5.
+    let mut session = spawn(state.path());
+    let welcome = expect(&mut session, "Phase 1");
+    assert!(welcome.contains(&format!(" 4/{total}")) && welcome.contains("✓3"), "progress resumed:\n{welcome}");
+    let next = expect(&mut session, "Your answer");
+    assert!(next.contains(&format!("[Stage 1.5/{total}]")), "resumes at question 5:\n{next}");
+    assert!(!next.contains(&format!("[Stage 1.1/{total}]")), "answered questions are not asked again");
+    // Quit cleanly this time: `q` in a menu, `:q` in a text prompt.
+    let quit = if questions[4].get("choices").is_some() { "q" } else { ":q\r" };
+    keys(&mut session, quit);
+    expect(&mut session, "Progress saved");
+    let status = session.get_process().wait().unwrap();
+    assert!(format!("{status:?}").contains(", 0)"), "clean exit after quitting: {status:?}");
+}
+
+#[test]
+fn the_end_of_a_phase_offers_a_live_run_and_copes_with_a_missing_binary() {
+    // A copy of the tree in which stage 7 has no binary yet.
+    let tree = tempfile::tempdir().unwrap();
+    copy_repo(tree.path());
+    let _ = std::fs::remove_file(tree.path().join("stages/07-edu/src/main.rs"));
+    let repo = tree.path().to_str().unwrap();
+    let state = tempfile::tempdir().unwrap();
+
+    // Everything but the last question answered already, by the non-interactive mode.
+    let questions = questions(&bank(7));
+    let (last, rest) = questions.split_last().unwrap();
+    let answers: String =
+        rest.iter().map(|q| format!("7.{} = {}\n", q["id"].as_str().unwrap(), right_answer(q))).collect();
+    assert!(run(state.path(), &["--repo", repo], &answers).status.success());
+
+    let mut command = qa();
+    command
+        .args(["--stage", "7", "--lang", "en", "--no-color", "--repo", repo])
+        .env("QA_STATE_DIR", state.path())
+        .env("TERM", "xterm");
+    let mut session = Session::spawn(command).unwrap();
+    session.set_expect_timeout(Some(Duration::from_secs(30)));
+    expect(&mut session, &format!("[Stage 7.{}/{}]", questions.len(), questions.len()));
+    give(&mut session, last, &right_answer(last));
+    expect(&mut session, "✓ Right.");
+    expect(&mut session, "Run this stage live now");
+    keys(&mut session, "y\r");
+    expect(&mut session, "stage07");
+    expect(&mut session, "does not exist yet");
+    expect(&mut session, "That was the last phase");
+    let status = session.get_process().wait().unwrap();
+    assert!(format!("{status:?}").contains(", 0)"), "{status:?}");
+}
