@@ -92,6 +92,7 @@ pub const fn max_message_len() -> usize {
     (MEMORY_SIZE - CODE_ADDRESS as usize % MEMORY_SIZE - 4) / 3
 }
 
+// qa:begin stage1-guest-code
 /// Generates 16-bit guest code that writes `message` to [`SERIAL_PORT`] byte by byte, then halts.
 pub fn guest_code(message: &[u8]) -> Result<Vec<u8>, HelloError> {
     if message.len() > max_message_len() {
@@ -108,8 +109,9 @@ pub fn guest_code(message: &[u8]) -> Result<Vec<u8>, HelloError> {
 pub fn out_bytes_code(message: &[u8]) -> Vec<u8> {
     message.iter().flat_map(|&byte| [0xb0, byte, 0xee]).collect()
 }
+// qa:end stage1-guest-code
 
-// lab:begin solution stage1-uppercase
+// lab:begin solution stage1-uppercase "return the byte the guest wrote with ASCII letters upper-cased"
 /// What our emulated port does with each byte the guest writes: ASCII letters become upper case.
 pub fn emulate_serial_byte(byte: u8) -> u8 {
     byte.to_ascii_uppercase()

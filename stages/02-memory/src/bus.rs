@@ -113,6 +113,7 @@ impl Bus {
         ranges.remove(&base).map(|r| r.device)
     }
 
+    // qa:begin stage2-bus-resolve
     /// The device whose range holds all of `[addr, addr + len)`, and the offset of `addr` in it.
     fn resolve(&self, addr: u64, len: usize) -> Option<(BusHit, SharedDevice)> {
         let ranges = self.ranges.read().unwrap_or_else(|e| e.into_inner());
@@ -121,6 +122,7 @@ impl Bus {
         let fits = offset.checked_add(len as u64).is_some_and(|end| end <= range.len);
         fits.then(|| (BusHit { name: range.name, offset }, Arc::clone(&range.device)))
     }
+    // qa:end stage2-bus-resolve
 
     /// Dispatches a read; `None` when no device covers the whole access (the caller decides
     /// what the guest sees then, usually all ones like an empty bus).

@@ -41,6 +41,7 @@ pub const MAX_MEM_SIZE: u64 = 1 << 40;
 /// Where the stage-2 demo device sits: inside the legacy window, so real-mode code can reach it.
 pub const DEMO_DEVICE_START: u64 = LEGACY_WINDOW_START;
 
+// qa:begin stage2-ram-regions
 /// Splits `mem_size` bytes of RAM around the legacy window and the device hole.
 ///
 /// Returns `(start, size)` pairs in address order. Like a real PC, the 384 KiB legacy window
@@ -56,6 +57,7 @@ pub fn ram_regions(mem_size: u64) -> Vec<(u64, u64)> {
     }
     regions
 }
+// qa:end stage2-ram-regions
 
 #[cfg(test)]
 mod tests {
