@@ -30,6 +30,7 @@ pub struct EscapeFilter {
 }
 
 impl EscapeFilter {
+    // qa:begin stage5-escape-filter
     /// Appends the bytes meant for the guest to `to_guest` and returns the commands found, in
     /// order. Bytes after a [`Command::Quit`] are dropped: the VMM is going away.
     pub fn filter(&mut self, typed: &[u8], to_guest: &mut Vec<u8>) -> Vec<Command> {
@@ -56,6 +57,7 @@ impl EscapeFilter {
         }
         commands
     }
+    // qa:end stage5-escape-filter
 }
 
 #[cfg(test)]

@@ -112,6 +112,7 @@ pub fn attach_disks(machine: &Machine, disks: &[DiskArg]) -> Result<Disks, Strin
             .insert(DISK_NAMES[index], base, MMIO_WINDOW_SIZE, transport.clone())
             .map_err(|e| e.to_string())?;
 
+        // qa:begin stage6-ioeventfd
         // Queue 0's notification through an ioeventfd, if KVM takes it.
         let notify = EventFd::new(EFD_NONBLOCK).map_err(|e| format!("cannot create an eventfd: {e}"))?;
         let address = IoEventAddress::Mmio(base + QUEUE_NOTIFY_OFFSET);
@@ -120,6 +121,7 @@ pub fn attach_disks(machine: &Machine, disks: &[DiskArg]) -> Result<Disks, Strin
                 Box::new(move || transport.lock().unwrap_or_else(|e| e.into_inner()).handle_notify(0));
             sources.push((notify, handler));
         }
+        // qa:end stage6-ioeventfd
     }
     let with_ioeventfd = sources.len();
     let io_thread = if sources.is_empty() {

@@ -470,6 +470,7 @@ impl<T: Trigger, W: Write + Send, EV: SerialEvents> Serial<T, W, EV> {
         self.receiver_size().saturating_sub(self.in_buffer.len())
     }
 
+    // qa:begin stage5-rts-flow-control
     /// Whether the guest asks for input: RTS (MCR bit 1) is on and the UART is not in loopback.
     ///
     /// The host end of the line honours RTS/CTS flow control, as a modem would. It matters at boot:
@@ -488,6 +489,7 @@ impl<T: Trigger, W: Write + Send, EV: SerialEvents> Serial<T, W, EV> {
             0
         }
     }
+    // qa:end stage5-rts-flow-control
 
     /// Whether the receiver is empty: the guest has read everything it was given.
     pub fn in_buffer_empty(&self) -> bool {

@@ -549,6 +549,7 @@ impl PciDevice for EduDevice {
         &mut self.config
     }
 
+    // qa:begin stage7-intx
     fn config_read(&mut self, offset: usize, data: &mut [u8]) {
         // Interrupt Status is the card's live state, which the factorial worker changes too.
         let asserted = lock(&self.shared.state).interrupts.asserted();
@@ -561,6 +562,7 @@ impl PciDevice for EduDevice {
         let disabled = self.config.command() & COMMAND_INTERRUPT_DISABLE != 0;
         lock(&self.shared.state).interrupts.set_intx_disabled(disabled);
     }
+    // qa:end stage7-intx
 
     fn mmio_read(&mut self, bar: usize, offset: u64, data: &mut [u8]) {
         if bar != EDU_BAR || !access_allowed(offset, data.len()) {
