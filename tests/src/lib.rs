@@ -10,8 +10,8 @@ pub mod guest;
 pub mod run;
 pub mod spec;
 
-pub use run::{run_checkpoint, CheckResult, RunResult};
-pub use spec::{load_stage, Check, Checkpoint};
+pub use run::{run_checkpoint, CheckResult, Ending, RunResult};
+pub use spec::{load_file, load_stage, stage_file, Check, Checkpoint};
 
 use std::path::{Path, PathBuf};
 

@@ -1,4 +1,5 @@
-//! Running one checkpoint: spawn, feed stdin, collect output, enforce the timeout, match.
+//! Running one checkpoint: spawn, feed stdin, collect output, enforce the timeout (and stop a
+//! run that lingers after a panic, see [`PANIC_GRACE`]), match.
 
 use crate::spec::Checkpoint;
 use regex::Regex;
@@ -19,6 +20,11 @@ pub struct CheckResult {
     pub passed: bool,
     /// Why it failed (empty when it passed).
     pub message: String,
+    /// The pattern the output had to match (or, if `absent`, not match); empty for the exit
+    /// code check.
+    pub pattern: String,
+    /// Whether the pattern had to be absent.
+    pub absent: bool,
 }
 
 /// The outcome of one run.
@@ -32,6 +38,8 @@ pub struct RunResult {
     pub seconds: f64,
     /// Each check, plus a check for the exit code.
     pub checks: Vec<CheckResult>,
+    /// How the run ended; `None` when it could not start (the checks say why).
+    pub ending: Option<Ending>,
 }
 
 impl RunResult {
@@ -49,6 +57,31 @@ impl RunResult {
         report += &format!("  output (last 40 lines):\n{}", tail(&self.output, 40));
         report
     }
+
+    /// The part of the output worth showing for a failure: see [`excerpt`].
+    pub fn excerpt(&self, lines: usize) -> String {
+        excerpt(&self.output, lines)
+    }
+}
+
+/// The last `lines` lines of `text`, preceded by the first panic message if that came earlier:
+/// what a student needs to see of a failed run.
+pub fn excerpt(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    let tail_start = all.len().saturating_sub(lines);
+    let mut picked: Vec<&str> = Vec::new();
+    let panic_line = all.iter().position(|l| l.contains("panicked at"));
+    if let Some(first) = panic_line.filter(|&p| p < tail_start) {
+        // The panic line and the message after it.
+        picked.extend(&all[first..(first + 2).min(tail_start)]);
+        if first + 2 < tail_start {
+            picked.push("[...]");
+        }
+    } else if tail_start > 0 {
+        picked.push("[...]");
+    }
+    picked.extend(&all[tail_start..]);
+    picked.join("\n")
 }
 
 /// The last `lines` lines of `text`, indented.
@@ -67,12 +100,27 @@ pub fn run_checkpoint(checkpoint: &Checkpoint, binary: &Path, repo: &Path) -> Ru
             return failed_setup(checkpoint, &e);
         }
     }
+    let work = match work_dir() {
+        Ok(work) => work,
+        Err(e) => return failed_setup(checkpoint, &format!("cannot create a scratch folder: {e}")),
+    };
+    let expand = |text: &String| text.replace("{repo}", &repo.display().to_string()).replace("{work}", &work);
+    for command in checkpoint.before.iter().map(expand) {
+        let (ok, output) = host_command(&command);
+        if !ok {
+            return failed_setup(checkpoint, &format!("set-up command failed: {command}\n{output}"));
+        }
+    }
     let start = Instant::now();
-    let args: Vec<String> = checkpoint.args.iter().map(|a| a.replace("{repo}", &repo.display().to_string())).collect();
-    let (status, output) = match spawn_and_wait(binary, &args, checkpoint.stdin.as_deref(), checkpoint.timeout) {
+    let args: Vec<String> = checkpoint.args.iter().map(expand).collect();
+    let (ending, mut output) = match spawn_and_wait(binary, &args, checkpoint.stdin.as_deref(), checkpoint.timeout) {
         Ok(done) => done,
         Err(e) => return failed_setup(checkpoint, &format!("cannot run {}: {e}", binary.display())),
     };
+    for command in checkpoint.after.iter().map(expand) {
+        let (_, after) = host_command(&command);
+        output += &format!("\n$ {command}\n{after}");
+    }
     let seconds = start.elapsed().as_secs_f64();
     let mut checks: Vec<CheckResult> = checkpoint
         .checks
@@ -85,37 +133,110 @@ pub fn run_checkpoint(checkpoint: &Checkpoint, binary: &Path, repo: &Path) -> Ru
                 (false, false) => format!("expected output matching /{}/", check.pattern),
                 (false, true) => format!("output must not match /{}/", check.pattern),
             };
-            CheckResult { name: check.name.clone(), points: check.points, passed, message }
+            CheckResult {
+                name: check.name.clone(),
+                points: check.points,
+                passed,
+                message,
+                pattern: check.pattern.clone(),
+                absent: check.absent,
+            }
         })
         .collect();
-    let exit_ok = status == Some(checkpoint.exit_code);
-    let exit_message = match status {
-        None => format!("timed out after {} s", checkpoint.timeout),
-        Some(code) if !exit_ok => format!("exit code {code}, expected {}", checkpoint.exit_code),
-        Some(_) => String::new(),
+    let exit_ok = ending == Ending::Exited(Some(checkpoint.exit_code));
+    let exit_message = match ending {
+        Ending::TimedOut => format!("timed out after {} s", checkpoint.timeout),
+        Ending::KilledAfterPanic => format!(
+            "a thread panicked and the process was still running {} s later: killed (a panic must stop the VMM)",
+            PANIC_GRACE.as_secs()
+        ),
+        Ending::Exited(None) => "killed by a signal".to_string(),
+        Ending::Exited(Some(code)) if !exit_ok => format!("exit code {code}, expected {}", checkpoint.exit_code),
+        Ending::Exited(Some(_)) => String::new(),
     };
-    checks.push(CheckResult { name: "exit code".into(), points: 0, passed: exit_ok, message: exit_message });
-    RunResult { name: checkpoint.name.clone(), output, seconds, checks }
+    checks.push(CheckResult {
+        name: "exit code".into(),
+        points: 0,
+        passed: exit_ok,
+        message: exit_message,
+        pattern: String::new(),
+        absent: false,
+    });
+    RunResult { name: checkpoint.name.clone(), output, seconds, checks, ending: Some(ending) }
+}
+
+/// The scratch folder for `{work}`: one per process, so the checkpoints of a stage file, run in
+/// order, can hand files to each other (a disk image written by one boot, read by the next).
+fn work_dir() -> std::io::Result<String> {
+    let dir = std::env::temp_dir().join(format!("minivirt-checkpoints-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir.display().to_string())
+}
+
+/// Runs `command` with `sh -c`; whether it succeeded, and its stdout and stderr.
+fn host_command(command: &str) -> (bool, String) {
+    match Command::new("sh").arg("-c").arg(command).stdin(Stdio::null()).output() {
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+            (out.status.success(), text)
+        }
+        Err(e) => (false, format!("cannot run sh: {e}")),
+    }
 }
 
 fn failed_setup(checkpoint: &Checkpoint, message: &str) -> RunResult {
     let checks = checkpoint
         .checks
         .iter()
-        .map(|c| CheckResult { name: c.name.clone(), points: c.points, passed: false, message: message.to_string() })
+        .map(|c| CheckResult {
+            name: c.name.clone(),
+            points: c.points,
+            passed: false,
+            message: message.to_string(),
+            pattern: c.pattern.clone(),
+            absent: c.absent,
+        })
         .collect();
-    RunResult { name: checkpoint.name.clone(), output: String::new(), seconds: 0.0, checks }
+    RunResult { name: checkpoint.name.clone(), output: String::new(), seconds: 0.0, checks, ending: None }
 }
 
-/// Runs the binary; `None` as the status means it timed out (and was killed).
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The process exited by itself; `None` when a signal killed it.
+    Exited(Option<i32>),
+    /// It ran past the checkpoint's timeout and was killed.
+    TimedOut,
+    /// A thread panicked and the process was still running [`PANIC_GRACE`] later: killed.
+    KilledAfterPanic,
+}
+
+/// How long a process may go on after printing a Rust panic before the harness kills it. A
+/// VMM whose vCPU thread panics should stop at once; one that does not is not waited for until
+/// the (long) timeout of a guest boot.
+pub const PANIC_GRACE: Duration = Duration::from_secs(5);
+
+/// What the standard library prints when a thread panics.
+const PANIC_MARKER: &[u8] = b"panicked at";
+
+enum Event {
+    Data(usize, Vec<u8>),
+    Closed,
+    Exited(std::io::Result<std::process::ExitStatus>),
+}
+
+/// Runs the binary until it exits, times out, or lingers after a panic.
 fn spawn_and_wait(
     binary: &Path,
     args: &[String],
     stdin: Option<&str>,
     timeout: u64,
-) -> std::io::Result<(Option<i32>, String)> {
+) -> std::io::Result<(Ending, String)> {
     let mut child = Command::new(binary)
         .args(args)
+        // A panic's message is what a failure report needs; a backtrace would push the rest of
+        // the output out of it.
+        .env("RUST_BACKTRACE", "0")
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -125,34 +246,166 @@ fn spawn_and_wait(
         // Written from a thread so that a guest that does not read cannot block the harness.
         std::thread::spawn(move || pipe.write_all(text.as_bytes()));
     }
-    let collect = |mut pipe: Box<dyn Read + Send>| {
+    let (events, received) = mpsc::channel();
+    let pipes: [Option<Box<dyn Read + Send>>; 2] = [
+        child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+    ];
+    let mut open = 0;
+    for (index, pipe) in pipes.into_iter().enumerate() {
+        let Some(mut pipe) = pipe else { continue };
+        open += 1;
+        let events = events.clone();
         std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            bytes
-        })
-    };
-    let stdout = child.stdout.take().map(|p| collect(Box::new(p)));
-    let stderr = child.stderr.take().map(|p| collect(Box::new(p)));
-    let (done_tx, done_rx) = mpsc::channel();
-    let pid = child.id();
-    let waiter = std::thread::spawn(move || {
-        let status = child.wait();
-        let _ = done_tx.send(());
-        status
-    });
-    let timed_out = done_rx.recv_timeout(Duration::from_secs(timeout)).is_err();
-    if timed_out {
-        // SAFETY: sending SIGKILL to our own child, which has not been reaped yet (the waiter
-        // thread reaps it only after it dies).
-        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            let mut buffer = [0u8; 8192];
+            loop {
+                match pipe.read(&mut buffer) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if events.send(Event::Data(index, buffer[..n].to_vec())).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            let _ = events.send(Event::Closed);
+        });
     }
-    let status = waiter.join().map_err(|_| std::io::Error::other("waiter panicked"))??;
+    let pid = child.id();
+    std::thread::spawn(move || {
+        let _ = events.send(Event::Exited(child.wait()));
+    });
+
+    let kill = || {
+        // SAFETY: sending SIGKILL to our own child, which has not been reaped yet (the waiter
+        // thread reaps it only after it dies, and we stop killing once it has been reaped).
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    };
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    let mut panic_deadline: Option<Instant> = None;
+    let mut killed: Option<Ending> = None;
+    let mut status: Option<std::process::ExitStatus> = None;
+    // Once the process has exited, its pipes close at once unless a child of its own holds them.
+    let mut drain_deadline: Option<Instant> = None;
+    let mut buffers = [Vec::new(), Vec::new()];
+    while status.is_none() || open > 0 {
+        let wake = match (drain_deadline, killed) {
+            (Some(drain), _) => drain,
+            // Killed: wait for the waiter to reap it.
+            (None, Some(_)) => Instant::now() + Duration::from_secs(60),
+            (None, None) => panic_deadline.map_or(deadline, |p| p.min(deadline)),
+        };
+        match received.recv_timeout(wake.saturating_duration_since(Instant::now())) {
+            Ok(Event::Data(index, bytes)) => {
+                let from = buffers[index].len().saturating_sub(PANIC_MARKER.len());
+                buffers[index].extend_from_slice(&bytes);
+                if panic_deadline.is_none()
+                    && buffers[index][from..].windows(PANIC_MARKER.len()).any(|w| w == PANIC_MARKER)
+                {
+                    panic_deadline = Some(Instant::now() + PANIC_GRACE);
+                }
+            }
+            Ok(Event::Closed) => open -= 1,
+            Ok(Event::Exited(result)) => {
+                status = Some(result?);
+                drain_deadline = Some(Instant::now() + Duration::from_secs(2));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) if drain_deadline.is_some() => break,
+            Err(mpsc::RecvTimeoutError::Timeout) if killed.is_none() => {
+                kill();
+                killed = Some(if Instant::now() >= deadline { Ending::TimedOut } else { Ending::KilledAfterPanic });
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
     let mut output = String::new();
-    for pipe in [stdout, stderr].into_iter().flatten() {
-        output += &String::from_utf8_lossy(&pipe.join().unwrap_or_default());
+    for bytes in &buffers {
+        output += &String::from_utf8_lossy(bytes);
     }
     // The guest's tty turns "\n" into "\r\n"; match lines as a terminal shows them.
     let output = output.replace("\r\n", "\n");
-    Ok((if timed_out { None } else { status.code() }, output))
+    let ending = killed.unwrap_or(Ending::Exited(status.and_then(|s| s.code())));
+    Ok((ending, output))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Check;
+
+    fn shell(script: &str, timeout: u64) -> Checkpoint {
+        Checkpoint {
+            name: "shell".into(),
+            args: vec!["-c".into(), script.into()],
+            stdin: None,
+            timeout,
+            exit_code: 0,
+            needs_kvm: false,
+            needs_guest: false,
+            before: vec![],
+            after: vec![],
+            checks: vec![Check { name: "says hi".into(), points: 3, pattern: "(?m)^hi$".into(), absent: false }],
+        }
+    }
+
+    #[test]
+    fn host_commands_around_the_run_share_the_work_folder() {
+        let mut checkpoint = shell("cat \"$0\"/note; echo hi > \"$0\"/reply", 10);
+        checkpoint.args.push("{work}".into());
+        checkpoint.before = vec!["echo before > {work}/note".into()];
+        checkpoint.after = vec!["cat {work}/reply".into()];
+        checkpoint.checks[0].pattern = "(?s)^before\n.*\\$ cat \\S+/reply\nhi\n".into();
+        let result = run_checkpoint(&checkpoint, Path::new("/bin/sh"), Path::new("/"));
+        assert!(result.passed(), "{}", result.report());
+
+        checkpoint.before = vec!["false".into()];
+        let result = run_checkpoint(&checkpoint, Path::new("/bin/sh"), Path::new("/"));
+        assert!(!result.passed() && result.checks[0].message.contains("set-up command failed: false"));
+    }
+
+    #[test]
+    fn output_is_matched_and_the_exit_code_checked() {
+        let result = run_checkpoint(&shell("echo hi; echo oops >&2; exit 3", 20), Path::new("/bin/sh"), Path::new("."));
+        assert_eq!(result.ending, Some(Ending::Exited(Some(3))));
+        assert_eq!(result.output, "hi\noops\n", "stdout, then stderr");
+        assert!(result.checks[0].passed);
+        assert_eq!(result.checks[1].message, "exit code 3, expected 0");
+    }
+
+    #[test]
+    fn a_run_past_its_timeout_is_killed() {
+        let start = Instant::now();
+        let result = run_checkpoint(&shell("sleep 30", 1), Path::new("/bin/sh"), Path::new("."));
+        assert!(start.elapsed() < Duration::from_secs(10));
+        assert_eq!(result.ending, Some(Ending::TimedOut));
+        assert_eq!(result.checks[1].message, "timed out after 1 s");
+        assert_eq!(result.checks[0].message, "expected output matching /(?m)^hi$/");
+    }
+
+    #[test]
+    fn a_process_that_lingers_after_a_panic_is_killed_early() {
+        let start = Instant::now();
+        let script = "echo \"thread 'vcpu 0' panicked at src/x.rs:1:1:\" >&2; echo 'not yet implemented' >&2; sleep 60";
+        let result = run_checkpoint(&shell(script, 120), Path::new("/bin/sh"), Path::new("."));
+        assert!(start.elapsed() < PANIC_GRACE + Duration::from_secs(5), "{:?}", start.elapsed());
+        assert_eq!(result.ending, Some(Ending::KilledAfterPanic));
+        assert!(result.checks[1].message.contains("a thread panicked"), "{}", result.checks[1].message);
+    }
+
+    #[test]
+    fn the_excerpt_keeps_the_first_panic_and_the_end() {
+        let mut text = String::from("boot\nthread 'vcpu 0' panicked at a.rs:1:1:\nnot yet implemented: stage 5\n");
+        for i in 0..30 {
+            text += &format!("line {i}\n");
+        }
+        let excerpt = excerpt(&text, 3);
+        assert_eq!(
+            excerpt,
+            "thread 'vcpu 0' panicked at a.rs:1:1:\nnot yet implemented: stage 5\n[...]\nline 27\nline 28\nline 29"
+        );
+        assert_eq!(super::excerpt("a\nb\n", 5), "a\nb");
+        assert_eq!(super::excerpt("a\nb\nc\n", 2), "[...]\nb\nc");
+    }
 }

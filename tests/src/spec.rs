@@ -9,6 +9,8 @@
 //! exit_code = 0                       # optional; default 0
 //! needs_kvm = true                    # default true
 //! needs_guest = true                  # build labs/guest first; default false
+//! before = ["cp {repo}/labs/guest/out/disk.ext4 {work}/disk.ext4"]  # host commands, optional
+//! after = ["debugfs -R 'cat /hello' {work}/disk.ext4"]  # their output is checked too
 //!
 //! [[checkpoint.check]]                # graded checks on that one run's output
 //! name = "marker"
@@ -17,7 +19,7 @@
 //! ```
 
 use serde::Deserialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One run of a stage binary and the checks on its output.
 #[derive(Debug, Clone, Deserialize)]
@@ -25,7 +27,8 @@ use std::path::Path;
 pub struct Checkpoint {
     /// What the run shows.
     pub name: String,
-    /// Arguments to the stage binary; `{repo}` is replaced by the repository root.
+    /// Arguments to the stage binary; `{repo}` is replaced by the repository root and `{work}`
+    /// by a scratch folder that the checkpoints of one run of the harness share, in order.
     #[serde(default)]
     pub args: Vec<String>,
     /// Bytes fed to standard input (then EOF); none means /dev/null.
@@ -41,6 +44,14 @@ pub struct Checkpoint {
     /// Whether the lab guest must be built first.
     #[serde(default)]
     pub needs_guest: bool,
+    /// Shell commands run on the host before the binary (set-up: copy an image, say); a
+    /// failing one fails the checkpoint. `{repo}` and `{work}` are replaced as in `args`.
+    #[serde(default)]
+    pub before: Vec<String>,
+    /// Shell commands run on the host after the binary exits (inspect what the guest left
+    /// behind); each one's command line and output are appended to the output the checks see.
+    #[serde(default)]
+    pub after: Vec<String>,
     /// The graded checks.
     #[serde(rename = "check")]
     pub checks: Vec<Check>,
@@ -73,13 +84,23 @@ struct StageFile {
 
 /// Reads `tests/checkpoints/stageNN.toml` under `repo`.
 pub fn load_stage(repo: &Path, stage: u32) -> Result<Vec<Checkpoint>, String> {
-    let path = repo.join(format!("tests/checkpoints/stage{stage:02}.toml"));
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    load_file(&stage_file(&repo.join("tests/checkpoints"), stage))
+}
+
+/// The checkpoint file of stage `stage` in the directory `dir`: `dir/stageNN.toml`.
+pub fn stage_file(dir: &Path, stage: u32) -> PathBuf {
+    dir.join(format!("stage{stage:02}.toml"))
+}
+
+/// Reads and checks one checkpoint file.
+pub fn load_file(path: &Path) -> Result<Vec<Checkpoint>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let file: StageFile = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let path = path.display();
     for checkpoint in &file.checkpoint {
         for check in &checkpoint.checks {
             regex::Regex::new(&check.pattern)
-                .map_err(|e| format!("{}: check '{}': bad pattern: {e}", path.display(), check.name))?;
+                .map_err(|e| format!("{path}: check '{}': bad pattern: {e}", check.name))?;
         }
     }
     Ok(file.checkpoint)
