@@ -186,6 +186,7 @@ impl GuestMemory {
         (addr < region.end()).then_some(region)
     }
 
+    // lab:begin solution stage2-translate "find the region that holds the whole range and add the offset to its host address; refuse anything else with MemoryError::OutOfRange"
     // qa:begin stage2-translate
     /// GPA→HVA: the host address of `[addr, addr + len)`, which must lie inside one region.
     ///
@@ -197,6 +198,7 @@ impl GuestMemory {
             .ok_or(MemoryError::OutOfRange { addr, len })
     }
     // qa:end stage2-translate
+    // lab:end
 
     /// Whether every byte of `[addr, addr + len)` is guest RAM in a single region.
     pub fn contains_range(&self, addr: GuestAddress, len: usize) -> bool {

@@ -11,7 +11,7 @@
 use crate::gdt::{kvm_segment_from_gdt, BOOT_GDT};
 use crate::layout::GDT_START;
 use crate::paging::setup_identity_paging;
-use kvm_bindings::{kvm_fpu, kvm_regs};
+use kvm_bindings::{kvm_fpu, kvm_regs, kvm_sregs};
 use kvm_ioctls::VcpuFd;
 use stage02::memory::{GuestAddress, GuestMemory};
 
@@ -63,14 +63,10 @@ pub struct EntryPoint {
 }
 
 // qa:begin stage3-long-mode
-/// Writes the GDT and identity page tables to guest memory and puts the vCPU in 64-bit mode.
-pub fn configure_long_mode(vcpu: &VcpuFd, mem: &GuestMemory, entry: EntryPoint) -> Result<(), RegsError> {
-    for (index, descriptor) in BOOT_GDT.iter().enumerate() {
-        mem.write_obj(GuestAddress(GDT_START + index as u64 * 8), *descriptor)?;
-    }
-    let cr3 = setup_identity_paging(mem)?;
-
-    let mut sregs = vcpu.get_sregs().map_err(|e| RegsError::Kvm("KVM_GET_SREGS", e))?;
+// lab:begin solution stage3-long-mode "load the boot GDT's code and data segments, point CR3 at the page tables, and set CR4.PAE, CR0.PE|PG (with MP, ET, NE) and EFER.LME|LMA"
+/// The special registers of 64-bit mode: flat segments from [`BOOT_GDT`], no IDT yet, CR3 =
+/// `cr3`, and the control-register and EFER bits that make the CPU run in long mode.
+pub fn set_long_mode_sregs(sregs: &mut kvm_sregs, cr3: u64) {
     sregs.gdt.base = GDT_START;
     sregs.gdt.limit = (BOOT_GDT.len() * 8 - 1) as u16;
     // No IDT yet: the guest installs its own before it enables interrupts.
@@ -84,6 +80,18 @@ pub fn configure_long_mode(vcpu: &VcpuFd, mem: &GuestMemory, entry: EntryPoint) 
     sregs.cr4 |= CR4_PAE;
     sregs.cr0 |= CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_PG;
     sregs.efer |= EFER_LME | EFER_LMA;
+}
+// lab:end
+
+/// Writes the GDT and identity page tables to guest memory and puts the vCPU in 64-bit mode.
+pub fn configure_long_mode(vcpu: &VcpuFd, mem: &GuestMemory, entry: EntryPoint) -> Result<(), RegsError> {
+    for (index, descriptor) in BOOT_GDT.iter().enumerate() {
+        mem.write_obj(GuestAddress(GDT_START + index as u64 * 8), *descriptor)?;
+    }
+    let cr3 = setup_identity_paging(mem)?;
+
+    let mut sregs = vcpu.get_sregs().map_err(|e| RegsError::Kvm("KVM_GET_SREGS", e))?;
+    set_long_mode_sregs(&mut sregs, cr3);
     vcpu.set_sregs(&sregs).map_err(|e| RegsError::Kvm("KVM_SET_SREGS", e))?;
 
     let regs = kvm_regs {
@@ -100,7 +108,8 @@ pub fn configure_long_mode(vcpu: &VcpuFd, mem: &GuestMemory, entry: EntryPoint) 
 }
 // qa:end stage3-long-mode
 
-/// The x87 and SSE control words a CPU has after reset (SDM table 9-1).
+/// The x87 and SSE control words as `FNINIT` and a reset leave MXCSR: FCW 0x37f (all exceptions
+/// masked, 64-bit precision) and MXCSR 0x1f80 (SDM Vol. 1, 8.1.5 and 10.2.3), what Linux expects.
 pub fn configure_fpu(vcpu: &VcpuFd) -> Result<(), RegsError> {
     let fpu = kvm_fpu { fcw: 0x37f, mxcsr: 0x1f80, ..Default::default() };
     vcpu.set_fpu(&fpu).map_err(|e| RegsError::Kvm("KVM_SET_FPU", e))

@@ -102,6 +102,9 @@ impl Vcpu {
     pub fn run(mut self, context: &VcpuContext) -> StopReason {
         let control = &context.control;
         control.register_vcpu_thread(self.fd.get_kvm_run());
+        // A panic below (a device model's bug, an unfinished lab exercise) must stop the whole
+        // VM: otherwise the other vCPUs run on and `join_vcpus` waits for ever.
+        let _stop_on_panic = StopOnPanic { control, id: self.id };
         let reason = loop {
             if control.is_stopping() {
                 break control.reason().unwrap_or(StopReason::Halted);
@@ -191,6 +194,22 @@ impl Vcpu {
     }
 }
 
+/// Stops the VM when the vCPU thread that owns it unwinds from a panic.
+struct StopOnPanic<'a> {
+    control: &'a VmControl,
+    id: u8,
+}
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // Unregister first: this thread's `kvm_run` area is about to go away.
+            self.control.unregister_vcpu_thread();
+            self.control.request_stop(StopReason::Error(format!("vCPU {} panicked", self.id)));
+        }
+    }
+}
+
 /// Waits for every vCPU thread; returns the VM's stop reason (the first non-halt reason).
 pub fn join_vcpus(threads: Vec<JoinHandle<StopReason>>, control: &VmControl) -> StopReason {
     let reasons: Vec<StopReason> = threads
@@ -198,4 +217,23 @@ pub fn join_vcpus(threads: Vec<JoinHandle<StopReason>>, control: &VmControl) -> 
         .map(|t| t.join().unwrap_or_else(|_| StopReason::Error("a vCPU thread panicked".into())))
         .collect();
     control.reason().or_else(|| reasons.into_iter().find(|r| *r != StopReason::Halted)).unwrap_or(StopReason::Halted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_vcpu_thread_stops_the_vm() {
+        let control = Arc::new(VmControl::new());
+        let vcpu_thread = {
+            let control = Arc::clone(&control);
+            std::thread::spawn(move || -> StopReason {
+                let _guard = StopOnPanic { control: &control, id: 3 };
+                panic!("an unfinished exercise");
+            })
+        };
+        assert_eq!(join_vcpus(vec![vcpu_thread], &control), StopReason::Error("vCPU 3 panicked".into()));
+        assert!(control.is_stopping());
+    }
 }

@@ -13,6 +13,7 @@ use crate::bootparams::{E820_MAX_ENTRIES, E820_RAM, E820_RESERVED};
 use crate::layout::{EBDA_START, LOW_RAM_END};
 use stage02::memory::GuestMemory;
 
+// lab:begin solution stage4-e820 "list each guest RAM region as usable RAM, with the EBDA below 640 KiB reserved and the holes left out"
 // qa:begin stage4-e820
 /// Builds the E820 table for `mem`: (address, size, type) entries in address order.
 pub fn e820_entries(mem: &GuestMemory) -> Vec<(u64, u64, u32)> {
@@ -33,6 +34,7 @@ pub fn e820_entries(mem: &GuestMemory) -> Vec<(u64, u64, u32)> {
     entries
 }
 // qa:end stage4-e820
+// lab:end
 
 #[cfg(test)]
 mod tests {

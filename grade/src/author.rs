@@ -1,0 +1,195 @@
+//! The author check (rustlings' "every exercise fails unsolved and passes solved"):
+//!
+//! 1. every stage that has exercises has a checkpoint file, and gets full marks on the full tree;
+//! 2. the handout with every exercise stubbed builds (`cargo build --workspace --all-targets`);
+//! 3. for each exercise, a handout with only that exercise stubbed loses points in its stage.
+//!
+//! Step 3 writes every handout into one directory, touching only the files that change, and
+//! builds it with one target directory, so each exercise rebuilds one stage crate; it builds
+//! only the affected stage's binary and stops that stage's checkpoints at the first lost point.
+
+use crate::grading::{self, GradeOptions, StageStatus, Status};
+use crate::regions::Region;
+use crate::tree;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// What to check.
+#[derive(Debug, Clone)]
+pub struct AuthorOptions {
+    /// The full tree.
+    pub repo: PathBuf,
+    /// Where the full tree is built.
+    pub target_dir: PathBuf,
+    /// Where the handouts are written (`DIR/tree`) and built (`DIR/target`).
+    pub work_dir: PathBuf,
+    /// Only the exercises of these stages (all if empty, and `exercises` is empty too).
+    pub stages: Vec<u32>,
+    /// Only these exercises.
+    pub exercises: Vec<String>,
+    /// Skip step 1's grading of the full tree (`cargo test` already runs those checkpoints).
+    pub skip_full_tree: bool,
+}
+
+/// The outcome: a line per step and exercise, and the problems found.
+#[derive(Debug, Default)]
+pub struct AuthorReport {
+    /// What was checked, one line each.
+    pub lines: Vec<String>,
+    /// What is wrong; empty when everything holds.
+    pub problems: Vec<String>,
+}
+
+/// Runs the author check.
+pub fn author_check(options: &AuthorOptions) -> Result<AuthorReport, tree::TreeError> {
+    let start = Instant::now();
+    let mut report = AuthorReport::default();
+    let all = tree::exercises(&options.repo)?;
+    let selected: Vec<Region> = tree::select(&all, &options.stages, &options.exercises)?.into_iter().cloned().collect();
+    let mut stages: Vec<u32> = selected.iter().map(|r| r.stage).collect();
+    stages.dedup();
+    let checkpoints_dir = options.repo.join("tests/checkpoints");
+    let say = |report: &mut AuthorReport, line: String| {
+        eprintln!("author-check: {line}");
+        report.lines.push(line);
+    };
+
+    // 1. Checkpoint files, and full marks on the full tree.
+    let mut gradable = Vec::new();
+    for &stage in &stages {
+        let file = checkpoints::stage_file(&checkpoints_dir, stage);
+        if file.exists() {
+            gradable.push(stage);
+            continue;
+        }
+        let names: Vec<&str> = selected.iter().filter(|r| r.stage == stage).map(|r| r.name.as_str()).collect();
+        report.problems.push(format!(
+            "stage {stage} has exercises ({}) but no checkpoint file {}: add one whose checks fail when an exercise is stubbed",
+            names.join(", "),
+            file.display()
+        ));
+    }
+    if !options.skip_full_tree && !gradable.is_empty() {
+        let step = Instant::now();
+        let full = grading::grade(&GradeOptions {
+            repo: options.repo.clone(),
+            stages: gradable.clone(),
+            target_dir: options.target_dir.clone(),
+            checkpoints_dir: checkpoints_dir.clone(),
+            stop_at_first_failure: false,
+            progress: true,
+        });
+        for stage in &full.stages {
+            if stage.points.earned != stage.points.possible || stage.status != StageStatus::Graded {
+                report.problems.push(format!(
+                    "stage {} gets {}/{} on the full tree (it must get full marks):\n{}",
+                    stage.stage,
+                    stage.points.earned,
+                    stage.points.possible,
+                    failed_checks(&stage.checks)
+                ));
+            }
+        }
+        let line = format!(
+            "full tree: {}/{} over stages {:?} ({:.0} s)",
+            full.points.earned,
+            full.points.possible,
+            gradable,
+            step.elapsed().as_secs_f64()
+        );
+        say(&mut report, line);
+    }
+
+    // 2. The handout with every exercise stubbed builds.
+    let handout = options.work_dir.join("tree");
+    let target = options.work_dir.join("target");
+    let step = Instant::now();
+    let every: Vec<String> = all.iter().map(|r| r.name.clone()).collect();
+    tree::write_handout(&options.repo, &handout, &every)?;
+    let build = grading::cargo(&handout, &target, &["build", "--workspace", "--all-targets"]);
+    match build {
+        Ok(out) if out.status.success() => {
+            let line = format!(
+                "handout with all {} exercises stubbed builds ({:.0} s)",
+                every.len(),
+                step.elapsed().as_secs_f64()
+            );
+            say(&mut report, line);
+        }
+        Ok(out) => report.problems.push(format!(
+            "the handout with every exercise stubbed does not build (cargo build --workspace --all-targets in {}, {:.0} s):\n{}",
+            handout.display(),
+            step.elapsed().as_secs_f64(),
+            grading::compiler_errors(&String::from_utf8_lossy(&out.stderr), 60)
+        )),
+        Err(e) => report.problems.push(format!("cannot run cargo: {e}")),
+    }
+
+    // 3. Each exercise alone: its stage loses points.
+    for region in selected.iter().filter(|r| gradable.contains(&r.stage)) {
+        let step = Instant::now();
+        tree::write_handout(&options.repo, &handout, std::slice::from_ref(&region.name))?;
+        let stage = grading::grade_stage(
+            &GradeOptions {
+                repo: handout.clone(),
+                stages: vec![region.stage],
+                target_dir: target.clone(),
+                checkpoints_dir: handout.join("tests/checkpoints"),
+                stop_at_first_failure: true,
+                progress: false,
+            },
+            region.stage,
+        );
+        let lost: Vec<String> = stage
+            .checks
+            .iter()
+            .filter(|c| matches!(c.status, Status::Fail | Status::Error) && c.points.possible > 0)
+            .map(|c| format!("{} / {}", c.checkpoint, c.check))
+            .collect();
+        let seconds = step.elapsed().as_secs_f64();
+        if stage.status == StageStatus::BuildFailed {
+            report.problems.push(format!(
+                "exercise {}: the handout's stage {} does not build: {}\n{}",
+                region.name,
+                region.stage,
+                stage.message,
+                stage.checks.first().map(|c| c.output_excerpt.as_str()).unwrap_or("")
+            ));
+        } else if lost.is_empty() {
+            report.problems.push(format!(
+                "exercise {} ({}): stage {} still gets {}/{} with the stub: no checkpoint tests it",
+                region.name,
+                region.file.display(),
+                region.stage,
+                stage.points.earned,
+                stage.points.possible
+            ));
+        } else {
+            let line = format!(
+                "exercise {:<24} stage {}: stub fails '{}' ({:.0} s, build {:.0} s)",
+                region.name, region.stage, lost[0], seconds, stage.build_seconds
+            );
+            say(&mut report, line);
+        }
+    }
+    let line = format!(
+        "{} exercises, {} problems, {:.0} s in all",
+        selected.len(),
+        report.problems.len(),
+        start.elapsed().as_secs_f64()
+    );
+    say(&mut report, line);
+    Ok(report)
+}
+
+fn failed_checks(rows: &[grading::CheckRow]) -> String {
+    let mut out = String::new();
+    for row in rows.iter().filter(|r| r.status != Status::Pass) {
+        let _ = writeln!(out, "  - {} / {}: {}", row.checkpoint, row.check, row.message);
+        for line in row.output_excerpt.lines().take(12) {
+            let _ = writeln!(out, "      | {line}");
+        }
+    }
+    out
+}

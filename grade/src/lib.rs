@@ -1,0 +1,16 @@
+//! minivirt's grading and handout tools.
+//!
+//! - [`grading`]: build each stage's binary, run its checkpoints (`tests/checkpoints/stageNN.toml`),
+//!   score them; [`report`] prints the table and writes the JSON results.
+//! - [`regions`]: the solution regions (`// lab:begin solution NAME` … `// lab:end`) and their
+//!   stubs; [`tree`] writes a handout with the chosen regions stubbed.
+//! - [`author`]: checks that every exercise's stub fails its stage's checkpoints.
+//!
+//! The conventions are in `grade/README.md`.
+#![deny(missing_docs)]
+
+pub mod author;
+pub mod grading;
+pub mod regions;
+pub mod report;
+pub mod tree;
