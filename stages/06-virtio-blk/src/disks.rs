@@ -15,7 +15,7 @@ use crate::virtio::block::{open_disk, VirtioBlock};
 use crate::virtio::mmio::{MmioTransport, MMIO_WINDOW_SIZE, QUEUE_NOTIFY_OFFSET};
 use kvm_ioctls::IoEventAddress;
 use stage04::irq::{register_irqfd, EventFdTrigger};
-use stage04::machine::Machine;
+use stage04::machine::{BootArgs, Machine};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
@@ -85,6 +85,20 @@ impl Drop for Disks {
             thread.stop();
         }
     }
+}
+
+/// Builds the machine of stage 6 and later: the guest loaded with `disks` declared on its
+/// command line, and the disks attached. Keep the [`Disks`] alive while the VM runs.
+pub fn machine_with_disks(
+    program: &'static str,
+    boot: &BootArgs,
+    disks: &[DiskArg],
+) -> Result<(Machine, Disks), String> {
+    let cmdline = disks_cmdline(disks.len());
+    let cmdline: Vec<&str> = cmdline.iter().map(String::as_str).collect();
+    let machine = Machine::new(program, boot, &cmdline)?;
+    let disks = attach_disks(&machine, disks)?;
+    Ok((machine, disks))
 }
 
 /// Opens every disk (so that a bad path fails before the guest starts), and puts each on the

@@ -1,7 +1,7 @@
 //! `stage06`: the lab guest with virtio-blk disks, on the stage 5 console.
 
 use clap::Parser;
-use stage04::machine::{BootArgs, Machine};
+use stage04::machine::BootArgs;
 use stage06::disks::{self, DiskArgs};
 use std::process::ExitCode;
 
@@ -22,9 +22,6 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<stage03::control::StopReason, String> {
-    let cmdline = disks::disks_cmdline(args.disks.disks.len());
-    let cmdline: Vec<&str> = cmdline.iter().map(String::as_str).collect();
-    let machine = Machine::new("stage06", &args.boot, &cmdline)?;
-    let _disks = disks::attach_disks(&machine, &args.disks.disks)?;
+    let (machine, _disks) = disks::machine_with_disks("stage06", &args.boot, &args.disks.disks)?;
     stage05::console::run_with_console(machine)
 }

@@ -1,7 +1,7 @@
 //! `stage07`: the lab guest with PCI and QEMU's edu card (and stage 6's disks).
 
 use clap::Parser;
-use stage04::machine::{BootArgs, Machine};
+use stage04::machine::BootArgs;
 use stage06::disks::{self, DiskArgs};
 use std::process::ExitCode;
 
@@ -22,10 +22,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<stage03::control::StopReason, String> {
-    let cmdline = disks::disks_cmdline(args.disks.disks.len());
-    let cmdline: Vec<&str> = cmdline.iter().map(String::as_str).collect();
-    let machine = Machine::new("stage07", &args.boot, &cmdline)?;
-    let _disks = disks::attach_disks(&machine, &args.disks.disks)?;
+    let (machine, _disks) = disks::machine_with_disks("stage07", &args.boot, &args.disks.disks)?;
     stage07::platform::attach_pci(&machine)?;
     stage05::console::run_with_console(machine)
 }
