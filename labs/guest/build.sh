@@ -8,6 +8,8 @@
 #
 # Environment: MINIVIRT_CACHE (cache root, default ${XDG_CACHE_HOME:-~/.cache}/minivirt),
 #              MINIVIRT_JOBS (make -j, default nproc).
+# The build_* functions run through ensure_cached ("$builder" ...), which shellcheck cannot follow.
+# shellcheck disable=SC2317
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -277,6 +279,21 @@ build_disk() { # DEST
 }
 
 # keep the few most recently used entries of each kind in the cache
+# one cache entry: DIR is complete once DIR/.done exists; it is built in DIR.tmp and renamed,
+# so an interrupted build never looks finished. Touching DIR marks it recently used.
+ensure_cached() { # DIR KIND BUILDER [ARGS...]: runs BUILDER DIR.tmp ARGS... unless DIR is done
+    local dir=$1 kind=$2 builder=$3
+    shift 3
+    if [ ! -e "$dir/.done" ]; then
+        rm -rf "$dir" "$dir.tmp"
+        "$builder" "$dir.tmp" "$@"
+        touch "$dir.tmp/.done"
+        mv "$dir.tmp" "$dir"
+        prune_cache "$kind"
+    fi
+    touch "$dir"
+}
+
 prune_cache() { # KIND
     local dir=$CACHE/$1 keep=4
     [ -d "$dir" ] || return 0
@@ -360,35 +377,14 @@ main() {
     fi
 
     KDIR=$CACHE/kernel/$KERNEL_KEY
-    if [ ! -e "$KDIR/.done" ]; then
-        rm -rf "$KDIR" "$KDIR.tmp"
-        build_kernel "$KDIR.tmp"
-        touch "$KDIR.tmp/.done"
-        mv "$KDIR.tmp" "$KDIR"
-        prune_cache kernel
-    fi
-    touch "$KDIR"
+    ensure_cached "$KDIR" kernel build_kernel
     KERNEL_RELEASE=$(cat "$KDIR/kernel.release")
 
     IDIR=$CACHE/initramfs/$INITRAMFS_KEY
-    if [ ! -e "$IDIR/.done" ]; then
-        rm -rf "$IDIR" "$IDIR.tmp"
-        build_initramfs "$IDIR.tmp" "$KDIR"
-        touch "$IDIR.tmp/.done"
-        mv "$IDIR.tmp" "$IDIR"
-        prune_cache initramfs
-    fi
-    touch "$IDIR"
+    ensure_cached "$IDIR" initramfs build_initramfs "$KDIR"
 
     DDIR=$CACHE/disk/$DISK_KEY
-    if [ ! -e "$DDIR/.done" ]; then
-        rm -rf "$DDIR" "$DDIR.tmp"
-        build_disk "$DDIR.tmp"
-        touch "$DDIR.tmp/.done"
-        mv "$DDIR.tmp" "$DDIR"
-        prune_cache disk
-    fi
-    touch "$DDIR"
+    ensure_cached "$DDIR" disk build_disk
 
     mkdir -p "$OUT"
     rm -f "$OUT/guest.json"
