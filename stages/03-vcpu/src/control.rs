@@ -59,7 +59,7 @@ fn signal_name(signal: libc::c_int) -> String {
 /// The process exit code for how a stage's run ended: 0 for a clean stop, 128 + N for signal N
 /// (as a shell reports a process killed by it), 1 otherwise, with a one-line message on stderr
 /// (prefixed by `program`) for anything that was not clean.
-pub fn exit_code(program: &str, result: Result<StopReason, String>) -> std::process::ExitCode {
+pub fn exit_code<E: std::fmt::Display>(program: &str, result: Result<StopReason, E>) -> std::process::ExitCode {
     match result {
         Ok(reason) if reason.is_clean() => std::process::ExitCode::SUCCESS,
         Ok(StopReason::Signal(signal)) => {

@@ -6,10 +6,11 @@
 //! the hardware would have done — exactly the trap-and-emulate idea of the course, one level up:
 //! - `int3` and `int n`: step over the instruction and inject the exception (vector 3 or n);
 //! - `fwait`: nothing to do (no pending x87 exceptions), step over it;
-//! - `clac`/`stac`: flip RFLAGS.AC;
-//! - a user-mode `syscall` arrives at LSTAR still in user mode and faults (#PF). The VMM plants
-//!   an `int3` on the guest's #PF handler and, when that fault came from a `syscall`, finishes
-//!   the `syscall` itself: kernel mode at LSTAR, RFLAGS masked by SFMASK (see [`SyscallHook`]).
+//! - `clac`/`stac`: flip RFLAGS.AC.
+//!
+//! One more fix-up concerns Linux only (user-mode `syscall`), so it lives in stage 4, where
+//! Linux first runs (`stage04::syscall_fixup`). Both are [`ExitHook`]s: the exit loop a student
+//! reads knows nothing about them.
 //!
 //! Some features must also be hidden on the kernel command line ([`KERNEL_CMDLINE_WORKAROUNDS`])
 //! because this host ignores KVM_SET_CPUID2.
@@ -20,14 +21,13 @@
 //! # Resources
 //! - `../shared/docs/host-kvm.md` of this project; Intel SDM vol. 2 (INT n, SYSCALL).
 
-use crate::msrs::{read_msr, MSR_LSTAR, MSR_SYSCALL_MASK};
+use crate::exit_hook::{Emulated, ExitHook};
 use crate::paging::translate_gva;
-use crate::regs::{CR0_PG, EFER_LMA, RFLAGS_DF, RFLAGS_RESERVED};
-use kvm_bindings::{kvm_regs, kvm_sregs};
+use crate::regs::{CR0_PG, EFER_LMA};
+use kvm_bindings::kvm_sregs;
 use kvm_ioctls::VcpuFd;
 use stage02::memory::{GuestAddress, GuestMemory};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 /// Kernel command-line options that hide CPU features this host cannot emulate:
 /// XSAVE/XRSTOR, `lock cmpxchg16b`, SMAP (`clac`/`stac`) and `popcnt`.
@@ -47,14 +47,12 @@ pub const OPCODE_INT3: u8 = 0xcc;
 pub const OPCODE_INT_N: u8 = 0xcd;
 /// Opcode of `fwait`.
 pub const OPCODE_FWAIT: u8 = 0x9b;
-/// Opcode of `cld`.
-pub const OPCODE_CLD: u8 = 0xfc;
 /// RFLAGS.AC: alignment check / SMAP override.
 pub const RFLAGS_AC: u64 = 1 << 18;
 /// Vector of the breakpoint exception (#BP).
 pub const VECTOR_BREAKPOINT: u8 = 3;
-/// Vector of the page-fault exception (#PF).
-pub const VECTOR_PAGE_FAULT: u64 = 14;
+/// Vector of the general-protection exception (#GP).
+pub const VECTOR_GENERAL_PROTECTION: u8 = 13;
 
 /// Whether to use the workarounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -75,52 +73,19 @@ pub struct WorkaroundCounts {
     pub injected_interrupts: AtomicU64,
     /// Instructions skipped or emulated (`fwait`, `clac`, `stac`).
     pub emulated_instructions: AtomicU64,
-    /// User-mode `syscall`s completed by the VMM.
-    pub syscall_fixups: AtomicU64,
-}
-
-/// The `int3` planted on the guest's page-fault handler, to finish user-mode `syscall`s.
-///
-/// A `syscall` on this host jumps to LSTAR but stays at CPL 3, so fetching the (supervisor-only)
-/// kernel entry code page-faults. The #PF handler's first real instruction is `cld`; we replace
-/// it with `int3`. When that `int3` traps to us and the fault frame on the stack says "user mode,
-/// RIP == LSTAR", we drop the frame and resume at LSTAR in kernel mode with the user's RSP and
-/// RFLAGS masked by SFMASK, as `syscall` would have. Any other page fault: we emulate `cld`.
-#[derive(Debug, Clone, Copy)]
-pub struct SyscallHook {
-    /// Guest-virtual address of the patched instruction.
-    pub address: u64,
-    /// Its guest-physical address.
-    pub physical: u64,
-    /// The guest's LSTAR.
-    pub lstar: u64,
-    /// The guest's SFMASK.
-    pub sfmask: u64,
 }
 
 /// The workaround layer. One per VM, shared by its vCPUs.
 #[derive(Debug, Default)]
 pub struct HostWorkarounds {
     enabled: bool,
-    hook: Mutex<HookState>,
     /// How often each workaround fired.
     pub counts: WorkaroundCounts,
-}
-
-#[derive(Debug, Default)]
-enum HookState {
-    #[default]
-    NotYet,
-    Installed(SyscallHook),
-    Unavailable,
 }
 
 /// Why an emulation failure could not be handled.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkaroundError {
-    /// The layer is off.
-    #[error("the host-KVM workarounds are off")]
-    Disabled,
     /// The instruction at RIP could not be read.
     #[error("cannot read the instruction at RIP {0:#x}")]
     UnreadableInstruction(u64),
@@ -183,108 +148,78 @@ impl HostWorkarounds {
         self.enabled
     }
 
-    /// Handles a `KVM_EXIT_INTERNAL_ERROR` with suberror "emulation failure".
+    /// Emulates the instruction at the vCPU's RIP, as the hardware would have run it.
     ///
     /// # Errors
-    /// When the layer is off or the instruction is not one it knows; the vCPU cannot go on then.
-    pub fn handle_emulation_failure(&self, vcpu: &VcpuFd, mem: &GuestMemory) -> Result<(), WorkaroundError> {
-        if !self.enabled {
-            return Err(WorkaroundError::Disabled);
-        }
+    /// When the instruction cannot be read or is not one the layer knows; the vCPU cannot go on.
+    pub fn emulate(&self, vcpu: &VcpuFd, mem: &GuestMemory) -> Result<(), WorkaroundError> {
         let mut regs = vcpu.get_regs().map_err(|e| WorkaroundError::Kvm("KVM_GET_REGS", e))?;
         let sregs = vcpu.get_sregs().map_err(|e| WorkaroundError::Kvm("KVM_GET_SREGS", e))?;
-        if let Some(hook) = self.installed_hook() {
-            if regs.rip == hook.address {
-                return self.complete_syscall(vcpu, mem, &sregs, regs, hook);
-            }
-        }
         let mut bytes = [0u8; 4];
         read_virtual(vcpu, mem, &sregs, sregs.cs.base.wrapping_add(regs.rip), &mut bytes)
             .ok_or(WorkaroundError::UnreadableInstruction(regs.rip))?;
-        match decode(&bytes).ok_or(WorkaroundError::Unsupported(bytes, regs.rip))? {
-            Emulation::Inject { length, vector } => {
-                regs.rip += length;
-                vcpu.set_regs(&regs).map_err(|e| WorkaroundError::Kvm("KVM_SET_REGS", e))?;
-                inject_exception(vcpu, vector)?;
+        let emulation = decode(&bytes).ok_or(WorkaroundError::Unsupported(bytes, regs.rip))?;
+        let (length, vector) = match emulation {
+            Emulation::Inject { length, vector } => (length, Some(vector)),
+            Emulation::Skip { length, set, clear } => {
+                regs.rflags = (regs.rflags | set) & !clear;
+                (length, None)
+            }
+        };
+        // The guest chose RIP: an instruction that ends past the top of the address space is
+        // a #GP on real hardware (RIP would be non-canonical), never an overflow in the VMM.
+        let Some(next) = regs.rip.checked_add(length) else {
+            stage02::guest_error!(
+                "host-workarounds",
+                "instruction at RIP {:#x} runs past the address space; #GP",
+                regs.rip
+            );
+            return inject_exception(vcpu, VECTOR_GENERAL_PROTECTION, Some(0));
+        };
+        regs.rip = next;
+        vcpu.set_regs(&regs).map_err(|e| WorkaroundError::Kvm("KVM_SET_REGS", e))?;
+        match vector {
+            Some(vector) => {
+                inject_exception(vcpu, vector, None)?;
                 self.counts.injected_interrupts.fetch_add(1, Ordering::Relaxed);
             }
-            Emulation::Skip { length, set, clear } => {
-                regs.rip += length;
-                regs.rflags = (regs.rflags | set) & !clear;
-                vcpu.set_regs(&regs).map_err(|e| WorkaroundError::Kvm("KVM_SET_REGS", e))?;
+            None => {
                 self.counts.emulated_instructions.fetch_add(1, Ordering::Relaxed);
             }
         }
         Ok(())
     }
 
-    fn installed_hook(&self) -> Option<SyscallHook> {
-        match *self.hook.lock().unwrap_or_else(|e| e.into_inner()) {
-            HookState::Installed(hook) => Some(hook),
-            _ => None,
-        }
-    }
-
-    /// Plants the `syscall` hook once the guest kernel has set LSTAR and its final IDT.
-    ///
-    /// Cheap to call often: it does nothing once the hook is in (or known to be impossible).
-    pub fn maybe_install_syscall_hook(&self, vcpu: &VcpuFd, mem: &GuestMemory) {
-        if !self.enabled {
-            return;
-        }
-        let mut state = self.hook.lock().unwrap_or_else(|e| e.into_inner());
-        if !matches!(*state, HookState::NotYet) {
-            return;
-        }
-        match find_page_fault_hook(vcpu, mem) {
-            HookSearch::NotReady => {}
-            HookSearch::Impossible(why) => {
-                eprintln!("[minivirt] host workaround: no syscall hook ({why}); user-mode syscalls will fault");
-                *state = HookState::Unavailable;
-            }
-            HookSearch::Found(hook) => {
-                if mem.write_obj(GuestAddress(hook.physical), OPCODE_INT3).is_ok() {
-                    *state = HookState::Installed(hook);
-                }
-            }
-        }
-    }
-
-    fn complete_syscall(
-        &self,
-        vcpu: &VcpuFd,
-        mem: &GuestMemory,
-        sregs: &kvm_sregs,
-        mut regs: kvm_regs,
-        hook: SyscallHook,
-    ) -> Result<(), WorkaroundError> {
-        // The #PF frame: error code, RIP, CS, RFLAGS, RSP, SS.
-        let mut frame = [0u8; 48];
-        read_virtual(vcpu, mem, sregs, regs.rsp, &mut frame).ok_or(WorkaroundError::UnreadableInstruction(regs.rsp))?;
-        let word = |i: usize| u64::from_le_bytes(frame[i * 8..i * 8 + 8].try_into().unwrap_or_default());
-        let (fault_rip, fault_cs, user_rsp) = (word(1), word(2), word(4));
-        if fault_rip == hook.lstar && fault_cs & 3 == 3 {
-            // Finish the syscall: the CPU already saved RIP in RCX and RFLAGS in R11.
-            regs.rip = hook.lstar;
-            regs.rsp = user_rsp;
-            regs.rflags = (regs.r11 & !hook.sfmask) | RFLAGS_RESERVED;
-            self.counts.syscall_fixups.fetch_add(1, Ordering::Relaxed);
-        } else {
-            // An ordinary page fault: do what the `cld` we replaced would have done.
-            regs.rflags &= !RFLAGS_DF;
-            regs.rip += 1;
-        }
-        vcpu.set_regs(&regs).map_err(|e| WorkaroundError::Kvm("KVM_SET_REGS", e))
+    /// One line for the end of a run: how often each workaround fired.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} exceptions injected, {} instructions emulated",
+            self.counts.injected_interrupts.load(Ordering::Relaxed),
+            self.counts.emulated_instructions.load(Ordering::Relaxed)
+        )
     }
 }
 
-/// Delivers exception `vector` to the guest on its next entry.
-pub fn inject_exception(vcpu: &VcpuFd, vector: u8) -> Result<(), WorkaroundError> {
+impl ExitHook for HostWorkarounds {
+    fn emulation_failure(&self, _vcpu: u8, fd: &VcpuFd, memory: &GuestMemory) -> Emulated {
+        if !self.enabled {
+            return Emulated::NotMine;
+        }
+        match self.emulate(fd, memory) {
+            Ok(()) => Emulated::Done,
+            Err(e) => Emulated::Failed(e.to_string()),
+        }
+    }
+}
+
+/// Delivers exception `vector` (with its error code, for the vectors that push one) to the
+/// guest on its next entry.
+pub fn inject_exception(vcpu: &VcpuFd, vector: u8, error_code: Option<u32>) -> Result<(), WorkaroundError> {
     let mut events = vcpu.get_vcpu_events().map_err(|e| WorkaroundError::Kvm("KVM_GET_VCPU_EVENTS", e))?;
     events.exception.injected = 1;
     events.exception.nr = vector;
-    events.exception.has_error_code = 0;
-    events.exception.error_code = 0;
+    events.exception.has_error_code = u8::from(error_code.is_some());
+    events.exception.error_code = error_code.unwrap_or(0);
     events.flags = 0;
     vcpu.set_vcpu_events(&events).map_err(|e| WorkaroundError::Kvm("KVM_SET_VCPU_EVENTS", e))
 }
@@ -298,7 +233,8 @@ pub fn read_virtual(vcpu: &VcpuFd, mem: &GuestMemory, sregs: &kvm_sregs, address
     Some(())
 }
 
-fn virtual_to_physical(vcpu: &VcpuFd, mem: &GuestMemory, sregs: &kvm_sregs, linear: u64) -> Option<u64> {
+/// The guest-physical address of linear address `linear`, as the vCPU's paging mode maps it.
+pub fn virtual_to_physical(vcpu: &VcpuFd, mem: &GuestMemory, sregs: &kvm_sregs, linear: u64) -> Option<u64> {
     if sregs.cr0 & CR0_PG == 0 {
         Some(linear)
     } else if sregs.efer & EFER_LMA != 0 {
@@ -308,62 +244,6 @@ fn virtual_to_physical(vcpu: &VcpuFd, mem: &GuestMemory, sregs: &kvm_sregs, line
         let translation = vcpu.translate_gva(linear).ok()?;
         (translation.valid != 0).then_some(translation.physical_address)
     }
-}
-
-enum HookSearch {
-    NotReady,
-    Impossible(String),
-    Found(SyscallHook),
-}
-
-/// Looks for the `cld` at the start of the guest kernel's #PF handler.
-fn find_page_fault_hook(vcpu: &VcpuFd, mem: &GuestMemory) -> HookSearch {
-    let Some(lstar) = read_msr(vcpu, MSR_LSTAR).filter(|&l| l != 0) else {
-        return HookSearch::NotReady;
-    };
-    let Ok(sregs) = vcpu.get_sregs() else { return HookSearch::NotReady };
-    if u64::from(sregs.idt.limit) < (VECTOR_PAGE_FAULT + 1) * 16 - 1 {
-        return HookSearch::NotReady;
-    }
-    let mut gate = [0u8; 16];
-    if read_virtual(vcpu, mem, &sregs, sregs.idt.base + VECTOR_PAGE_FAULT * 16, &mut gate).is_none() {
-        return HookSearch::NotReady;
-    }
-    let handler = u64::from(u16::from_le_bytes([gate[0], gate[1]]))
-        | u64::from(u16::from_le_bytes([gate[6], gate[7]])) << 16
-        | u64::from(u32::from_le_bytes([gate[8], gate[9], gate[10], gate[11]])) << 32;
-    // Until the kernel runs from its final (high) mapping, this is the early IDT.
-    if handler < 0xffff_ffff_8000_0000 {
-        return HookSearch::NotReady;
-    }
-    let mut code = [0u8; 16];
-    if read_virtual(vcpu, mem, &sregs, handler, &mut code).is_none() {
-        return HookSearch::NotReady;
-    }
-    let Some(offset) = find_cld(&code) else {
-        return HookSearch::Impossible(format!("the #PF handler starts {:02x?}, not cld", &code[..6]));
-    };
-    let address = handler + offset as u64;
-    let Some(physical) = virtual_to_physical(vcpu, mem, &sregs, address) else {
-        return HookSearch::NotReady;
-    };
-    let sfmask = read_msr(vcpu, MSR_SYSCALL_MASK).unwrap_or(0);
-    HookSearch::Found(SyscallHook { address, physical, lstar, sfmask })
-}
-
-/// Offset of the first `cld` in a handler prologue, skipping `endbr64` and NOP padding
-/// (the patched-out `clac` of an `ASM_CLAC` site).
-pub fn find_cld(code: &[u8; 16]) -> Option<usize> {
-    let mut i = if code[..4] == [0xf3, 0x0f, 0x1e, 0xfa] { 4 } else { 0 };
-    while i < 12 {
-        match code[i] {
-            0x90 | 0x66 => i += 1,
-            0x0f if code[i + 1] == 0x1f => i += 3,
-            OPCODE_CLD => return Some(i),
-            _ => return None,
-        }
-    }
-    None
 }
 
 #[cfg(test)]
@@ -387,17 +267,6 @@ mod tests {
     fn other_instructions_are_not_guessed_at() {
         assert_eq!(decode(&[0x0f, 0xc7, 0x0e, 0]), None); // cmpxchg16b
         assert_eq!(decode(&[0x0f, 0xae, 0x2f, 0]), None); // xrstor
-    }
-
-    #[test]
-    fn the_cld_is_found_after_endbr64_and_nops() {
-        let mut code = [0u8; 16];
-        code[..8].copy_from_slice(&[0xf3, 0x0f, 0x1e, 0xfa, 0x0f, 0x1f, 0x00, 0xfc]);
-        assert_eq!(find_cld(&code), Some(7));
-        code[..2].copy_from_slice(&[0xfc, 0x00]);
-        assert_eq!(find_cld(&code), Some(0));
-        code[0] = 0x55; // push rbp: not a handler we know
-        assert_eq!(find_cld(&code), None);
     }
 
     #[test]

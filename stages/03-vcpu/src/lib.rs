@@ -5,7 +5,8 @@
 //! and one host thread per vCPU:
 //! - [`gdt`], [`paging`], [`regs`] build the long-mode state;
 //! - [`cpuid`] and [`msrs`] give the guest a consistent CPU;
-//! - [`vcpu`] runs the exit loop on a thread, [`control`] stops all vCPUs;
+//! - [`vcpu`] runs the exit loop on a thread, [`control`] stops all vCPUs, and [`exit_hook`]
+//!   lets other code watch every exit without changing the loop;
 //! - [`host_workarounds`] handles what this course's nested KVM cannot emulate;
 //! - [`demo`] is the guest this stage runs.
 #![deny(missing_docs)]
@@ -14,6 +15,7 @@ pub mod cli;
 pub mod control;
 pub mod cpuid;
 pub mod demo;
+pub mod exit_hook;
 pub mod gdt;
 pub mod host_workarounds;
 pub mod layout;

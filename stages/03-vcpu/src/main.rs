@@ -6,6 +6,7 @@ use stage02::vm::Vm;
 use stage03::cli::MachineArgs;
 use stage03::control::{StopReason, VmControl};
 use stage03::demo;
+use stage03::exit_hook::ExitHooks;
 use stage03::host_workarounds::HostWorkarounds;
 use stage03::vcpu::{join_vcpus, ExitCounts, Vcpu, VcpuContext};
 use std::process::ExitCode;
@@ -38,12 +39,15 @@ fn run(args: &Args) -> Result<StopReason, String> {
     vm.buses.pio.insert("console", u64::from(stage01::SERIAL_PORT), 1, console).map_err(|e| e.to_string())?;
     // Configure vCPUs.
     let workarounds = Arc::new(HostWorkarounds::new(args.machine.host_workarounds));
+    let counts = Arc::new(ExitCounts::default());
+    let mut hooks = ExitHooks::default();
+    hooks.push(counts.clone());
+    hooks.push(workarounds.clone());
     let context = VcpuContext {
         memory: Arc::clone(&vm.memory),
         buses: Arc::clone(&vm.buses),
-        workarounds: Arc::clone(&workarounds),
         control: Arc::new(VmControl::new()),
-        counts: Arc::new(ExitCounts::default()),
+        hooks,
     };
     eprintln!(
         "stage03: {} vCPUs, {} MiB, host workarounds {}",
@@ -65,12 +69,13 @@ fn run(args: &Args) -> Result<StopReason, String> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
     let reason = join_vcpus(threads, &context.control);
-    let counts = &context.counts;
     eprintln!(
-        "stage03: {reason} after {} exits ({} port I/O, {} emulation failures handled by the host workarounds)",
+        "stage03: {reason} after {} exits ({} port I/O)",
         counts.total.load(Ordering::Relaxed),
         counts.io.load(Ordering::Relaxed),
-        counts.emulation_failures.load(Ordering::Relaxed),
     );
+    if workarounds.enabled() {
+        eprintln!("stage03: host workarounds: {}", workarounds.summary());
+    }
     Ok(reason)
 }

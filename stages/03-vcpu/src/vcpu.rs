@@ -2,12 +2,12 @@
 //!
 //! Each vCPU runs on its own host thread, because KVM_RUN blocks for as long as the guest
 //! runs. The loop does no device work itself: it hands I/O exits to the buses (stage 2's
-//! [`handle_exit`]), emulation failures to the [`HostWorkarounds`], and turns the exits
-//! that end a guest's life into a [`StopReason`].
+//! [`handle_exit`]), turns the exits that end a guest's life into a [`StopReason`], and shows
+//! every exit to the VM's [`ExitHooks`] (counters, the host workarounds, stage 8's statistics).
 
 use crate::control::{StopReason, VmControl};
 use crate::cpuid::{configure_cpuid, CpuidError};
-use crate::host_workarounds::HostWorkarounds;
+use crate::exit_hook::{Emulated, ExitHook, ExitHooks, ExitInfo, ExitKind};
 use crate::msrs::{configure_msrs, MsrError};
 use crate::regs::{configure_long_mode, EntryPoint, RegsError};
 use kvm_bindings::{KVM_INTERNAL_ERROR_EMULATION, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN};
@@ -18,6 +18,7 @@ use stage02::vm::Buses;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// Errors from creating or configuring a vCPU.
 #[derive(Debug, thiserror::Error)]
@@ -39,17 +40,27 @@ pub enum VcpuError {
     Thread(#[source] std::io::Error),
 }
 
-/// How many exits of each kind all vCPUs took: the VMM's view of what the guest did.
+/// How many exits of each kind all vCPUs took: the VMM's view of what the guest did, and the
+/// simplest [`ExitHook`].
 #[derive(Debug, Default)]
 pub struct ExitCounts {
     /// Port I/O exits.
     pub io: AtomicU64,
     /// MMIO exits.
     pub mmio: AtomicU64,
-    /// Emulation failures handled by the host workarounds.
-    pub emulation_failures: AtomicU64,
     /// All exits.
     pub total: AtomicU64,
+}
+
+impl ExitHook for ExitCounts {
+    fn exit_handled(&self, exit: &ExitInfo, _fd: &VcpuFd, _in_vmm: Duration) {
+        self.total.fetch_add(1, Ordering::Relaxed);
+        match exit.kind {
+            ExitKind::IoIn | ExitKind::IoOut => self.io.fetch_add(1, Ordering::Relaxed),
+            ExitKind::MmioRead | ExitKind::MmioWrite => self.mmio.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
+    }
 }
 
 /// Everything a vCPU thread shares with the rest of the VM.
@@ -59,12 +70,10 @@ pub struct VcpuContext {
     pub memory: Arc<GuestMemory>,
     /// The device buses.
     pub buses: Arc<Buses>,
-    /// The host-KVM workaround layer.
-    pub workarounds: Arc<HostWorkarounds>,
     /// The stop flag.
     pub control: Arc<VmControl>,
-    /// Exit statistics.
-    pub counts: Arc<ExitCounts>,
+    /// What watches the exits.
+    pub hooks: ExitHooks,
 }
 
 /// One virtual CPU.
@@ -105,6 +114,7 @@ impl Vcpu {
         // A panic below (a device model's bug, an unfinished lab exercise) must stop the whole
         // VM: otherwise the other vCPUs run on and `join_vcpus` waits for ever.
         let _stop_on_panic = StopOnPanic { control, id: self.id };
+        context.hooks.vcpu_started(self.id, &self.fd);
         let reason = loop {
             if control.is_stopping() {
                 break control.reason().unwrap_or(StopReason::Halted);
@@ -125,57 +135,52 @@ impl Vcpu {
     // qa:begin stage3-exit-loop
     /// One KVM_RUN and the handling of its exit; `Some` when the vCPU must stop.
     fn run_once(&mut self, context: &VcpuContext) -> Option<StopReason> {
-        let counts = &context.counts;
         let exit = match self.fd.run() {
             Ok(exit) => exit,
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
-                // Kicked (see `control`): clear the request and look at the stop flag again.
+                // Kicked (see `control`): clear the request, let the hooks that asked for the
+                // kick look at the vCPU, then look at the stop flag again.
                 self.fd.set_kvm_immediate_exit(0);
+                context.hooks.kicked(self.id, &self.fd);
                 return None;
             }
             Err(e) => return Some(StopReason::Error(format!("vCPU {}: KVM_RUN failed: {e}", self.id))),
         };
-        counts.total.fetch_add(1, Ordering::Relaxed);
-        match exit {
-            VcpuExit::InternalError => return self.handle_internal_error(context),
-            VcpuExit::Shutdown => return Some(StopReason::TripleFault),
-            VcpuExit::SystemEvent(KVM_SYSTEM_EVENT_RESET, _) => return Some(StopReason::Reset),
-            VcpuExit::SystemEvent(KVM_SYSTEM_EVENT_SHUTDOWN, _) => return Some(StopReason::PowerOff),
+        let started = Instant::now();
+        let info = ExitInfo::of(self.id, &exit);
+        let stop = match exit {
+            VcpuExit::InternalError => self.handle_internal_error(context),
+            VcpuExit::Shutdown => Some(StopReason::TripleFault),
+            VcpuExit::SystemEvent(KVM_SYSTEM_EVENT_RESET, _) => Some(StopReason::Reset),
+            VcpuExit::SystemEvent(KVM_SYSTEM_EVENT_SHUTDOWN, _) => Some(StopReason::PowerOff),
             VcpuExit::FailEntry(reason, _) => {
-                return Some(StopReason::Error(format!("vCPU {}: VM entry failed (reason {reason:#x})", self.id)))
+                Some(StopReason::Error(format!("vCPU {}: VM entry failed (reason {reason:#x})", self.id)))
             }
             other => match handle_exit(other, &context.buses) {
-                ExitOutcome::Io(_) => counts.io.fetch_add(1, Ordering::Relaxed),
-                ExitOutcome::Mmio(_) => counts.mmio.fetch_add(1, Ordering::Relaxed),
-                ExitOutcome::Halted => return Some(StopReason::Halted),
+                ExitOutcome::Io(_) | ExitOutcome::Mmio(_) => None,
+                ExitOutcome::Halted => Some(StopReason::Halted),
                 ExitOutcome::Other(exit) => {
                     stage02::guest_error!("vcpu", "vCPU {}: unexpected exit {exit}, resuming", self.id);
-                    0
+                    None
                 }
             },
         };
-        // After an I/O exit is a cheap moment to see whether the guest kernel is far enough
-        // along for the syscall hook (it reads two registers, and only until the hook is in).
-        if counts.total.load(Ordering::Relaxed).is_multiple_of(64) {
-            context.workarounds.maybe_install_syscall_hook(&self.fd, &context.memory);
-        }
-        None
+        context.hooks.exit_handled(&info, &self.fd, started.elapsed());
+        stop
     }
     // qa:end stage3-exit-loop
 
     fn handle_internal_error(&mut self, context: &VcpuContext) -> Option<StopReason> {
         // SAFETY: after a KVM_EXIT_INTERNAL_ERROR exit, KVM filled the `internal` member.
         let suberror = unsafe { self.fd.get_kvm_run().__bindgen_anon_1.internal.suberror };
-        if suberror == KVM_INTERNAL_ERROR_EMULATION {
-            match context.workarounds.handle_emulation_failure(&self.fd, &context.memory) {
-                Ok(()) => {
-                    context.counts.emulation_failures.fetch_add(1, Ordering::Relaxed);
-                    return None;
-                }
-                Err(e) => return Some(self.fatal(&format!("emulation failure: {e}"))),
-            }
+        if suberror != KVM_INTERNAL_ERROR_EMULATION {
+            return Some(self.fatal(&format!("KVM internal error (suberror {suberror})")));
         }
-        Some(self.fatal(&format!("KVM internal error (suberror {suberror})")))
+        match context.hooks.emulation_failure(self.id, &self.fd, &context.memory) {
+            Emulated::Done => None,
+            Emulated::Failed(why) => Some(self.fatal(&format!("emulation failure: {why}"))),
+            Emulated::NotMine => Some(self.fatal("emulation failure: KVM cannot emulate the instruction at RIP")),
+        }
     }
 
     /// A stop reason with the register state, for errors the guest cannot survive.

@@ -1,34 +1,28 @@
-//! Putting a Linux machine together: the recipe every later stage follows.
+//! Putting a Linux machine together: the steps of the recipe every later stage follows
+//! ([`crate::machine::Machine`] calls them in this order).
 //!
 //! 1. configure memory and the interrupt controllers ([`configure_irqchip`]);
-//! 2. load the kernel, initrd and command line, and write the zero page, E820 map and MP
+//! 2. configure I/O: the devices, each at its ports or addresses (`crate::legacy`, and the
+//!    later stages' console, disks and PCI), each adding its kernel command-line options;
+//! 3. load the kernel, initrd and command line, and write the zero page, E820 map and MP
 //!    table ([`load_guest`]);
-//! 3. configure I/O: the devices a PC has at fixed ports ([`register_legacy_devices`]);
 //! 4. configure the vCPUs: the boot CPU in 64-bit mode at the kernel's entry point, the others
 //!    waiting for the kernel to start them ([`create_vcpus`]);
 //! 5. run ([`run`]).
 
 use crate::bootparams::{ZeroPage, CMDLINE_SIZE, INITRD_ADDR_MAX};
 use crate::cmdline::{build_cmdline, CmdlineError};
-use crate::devices::{cmos::Cmos, i8042::I8042};
 use crate::e820::e820_entries;
 use crate::layout::*;
 use crate::loader::{load_initrd, load_kernel, LoaderError};
 use crate::mptable::{setup_mptable, MptableError};
 use kvm_bindings::kvm_pit_config;
-use stage02::bus::{BusError, SharedDevice};
 use stage02::memory::{GuestAddress, GuestMemory, MemoryError};
 use stage02::vm::Vm;
-use stage03::control::{StopReason, VmControl};
+use stage03::control::StopReason;
 use stage03::regs::EntryPoint;
 use stage03::vcpu::{join_vcpus, Vcpu, VcpuContext, VcpuError};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-
-/// The I/O port of the first serial port (COM1).
-pub const COM1_PORT: u64 = 0x3f8;
-/// Its ISA interrupt.
-pub const COM1_IRQ: u32 = 4;
 
 /// Errors from building the machine.
 #[derive(Debug, thiserror::Error)]
@@ -48,9 +42,6 @@ pub enum BootError {
     /// Boot structures did not fit in guest memory.
     #[error("cannot write boot structures: {0}")]
     Memory(#[from] MemoryError),
-    /// A device could not be registered.
-    #[error(transparent)]
-    Bus(#[from] BusError),
     /// A vCPU could not be set up.
     #[error(transparent)]
     Vcpu(#[from] VcpuError),
@@ -105,20 +96,6 @@ pub fn load_guest(
     mem.write(GuestAddress(ZERO_PAGE_START), zero_page.as_bytes())?;
     setup_mptable(mem, vcpus)?;
     Ok(kernel.entry)
-}
-
-/// Registers the console at COM1 and the i8042 and CMOS stubs.
-pub fn register_legacy_devices(vm: &Vm, control: &Arc<VmControl>, console: SharedDevice) -> Result<(), BootError> {
-    let pio = &vm.buses.pio;
-    pio.insert("com1", COM1_PORT, 8, console)?;
-    pio.insert(
-        "i8042",
-        u64::from(crate::devices::i8042::DATA_PORT),
-        5,
-        Arc::new(Mutex::new(I8042::new(Arc::clone(control)))),
-    )?;
-    pio.insert("cmos", 0x70, 2, Arc::new(Mutex::new(Cmos::default())))?;
-    Ok(())
 }
 
 // qa:begin stage4-create-vcpus

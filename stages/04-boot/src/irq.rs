@@ -33,10 +33,27 @@ impl From<EventFd> for EventFdTrigger {
     }
 }
 
+/// Why an interrupt could not be wired.
+#[derive(Debug, thiserror::Error)]
+pub enum IrqError {
+    /// The host refused an eventfd.
+    #[error("cannot create an eventfd: {0}")]
+    EventFd(#[source] std::io::Error),
+    /// KVM refused the irqfd.
+    #[error("KVM_IRQFD for GSI {gsi} failed: {source}")]
+    Register {
+        /// The interrupt line.
+        gsi: u32,
+        /// KVM's answer.
+        #[source]
+        source: kvm_ioctls::Error,
+    },
+}
+
 /// Creates an eventfd and registers it as the irqfd for `gsi`.
-pub fn register_irqfd(vm: &VmFd, gsi: u32) -> Result<EventFdTrigger, String> {
-    let fd = EventFd::new(EFD_NONBLOCK).map_err(|e| format!("cannot create an eventfd: {e}"))?;
-    vm.register_irqfd(&fd, gsi).map_err(|e| format!("KVM_IRQFD for GSI {gsi} failed: {e}"))?;
+pub fn register_irqfd(vm: &VmFd, gsi: u32) -> Result<EventFdTrigger, IrqError> {
+    let fd = EventFd::new(EFD_NONBLOCK).map_err(IrqError::EventFd)?;
+    vm.register_irqfd(&fd, gsi).map_err(|source| IrqError::Register { gsi, source })?;
     Ok(EventFdTrigger(fd))
 }
 

@@ -1,4 +1,5 @@
-//! Stage 3's address map, plus where the boot protocol puts things.
+//! Stage 3's address map, plus where the boot protocol puts things and where a PC's legacy
+//! devices and interrupt controllers are.
 
 pub use stage03::layout::*;
 
@@ -9,12 +10,24 @@ pub const CMDLINE_START: u64 = 0x20000;
 pub const CMDLINE_MAX_SIZE: u64 = 2048;
 /// The protected-mode kernel is loaded at 1 MiB (the boot protocol's "high" load address).
 pub const KERNEL_START: u64 = MAIN_RAM_START;
-/// The Extended BIOS Data Area, the last KiB of conventional memory: the MP table goes here.
+/// The Extended BIOS Data Area, the last KiB of conventional memory, which Linux scans for
+/// the MP table.
 pub const EBDA_START: u64 = 0x9fc00;
-/// The IO-APIC's MMIO registers.
+/// The MP table's floating pointer, then its configuration table.
+pub const MPTABLE_START: u64 = EBDA_START;
+/// The IO-APIC's MMIO registers (Linux `IO_APIC_DEFAULT_PHYS_BASE`), emulated inside KVM.
 pub const IOAPIC_START: u64 = 0xfec0_0000;
-/// The local APICs' MMIO registers.
+/// Every local APIC's MMIO registers (Linux `APIC_DEFAULT_PHYS_BASE`), emulated inside KVM.
 pub const APIC_START: u64 = 0xfee0_0000;
+
+/// The first serial port (COM1): eight registers from here. Stage 1 already used it.
+pub const COM1_PORT: u64 = stage01::SERIAL_PORT as u64;
+/// COM1's ISA interrupt line.
+pub const COM1_IRQ: u32 = 4;
+/// The i8042 keyboard controller: data at 0x60, command/status at 0x64.
+pub const I8042_PORT: u64 = 0x60;
+/// The CMOS/RTC: index register at 0x70, data at 0x71.
+pub const CMOS_PORT: u64 = 0x70;
 /// KVM on Intel needs three pages for the real-mode TSS, below 4 GiB and outside RAM.
 pub const KVM_TSS_ADDRESS: u64 = 0xfffb_d000;
 /// And one page for the EPT identity map (just below the TSS).

@@ -5,9 +5,11 @@
 //! - [`loader`] puts a bzImage or an ELF vmlinux, and the initrd, in guest memory;
 //! - [`bootparams`] is the zero page, [`e820`] the memory map in it, [`cmdline`] the command line;
 //! - [`mptable`] tells the kernel about CPUs and interrupt routing (there is no ACPI);
-//! - [`devices`] are the legacy devices Linux expects, [`irq`] how they interrupt;
-//! - [`boot`] is the recipe that puts the machine together, [`machine`] the same recipe as
-//!   two calls for the stage binaries.
+//! - [`devices`] are the legacy devices Linux expects, [`irq`] how they interrupt, [`legacy`]
+//!   where they sit;
+//! - [`boot`] holds the steps that put the machine together, [`machine`] the recipe the stage
+//!   binaries follow;
+//! - [`syscall_fixup`] is the host workaround only Linux needs.
 #![deny(missing_docs)]
 
 pub mod boot;
@@ -18,6 +20,8 @@ pub mod e820;
 pub mod guest;
 pub mod irq;
 pub mod layout;
+pub mod legacy;
 pub mod loader;
 pub mod machine;
 pub mod mptable;
+pub mod syscall_fixup;

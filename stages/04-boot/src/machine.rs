@@ -1,21 +1,27 @@
 //! A Linux machine as the stage binaries build it from here on: the [`boot`](crate::boot)
-//! recipe behind two calls, so that each later stage only adds its devices in between.
+//! recipe, in the order lumper and Firecracker teach — memory, devices, kernel, vCPUs, run.
 //!
 //! ```text
-//! let machine = Machine::new("stage05", &args.boot, &extra_cmdline)?; // memory, irqchip, kernel
-//! /* register this stage's devices on machine.vm's buses */
-//! let reason = machine.run()?;                                       // vCPUs, run, statistics
+//! let mut machine = Machine::new("stage05", &args.boot)?; // memory, interrupt controllers
+//! legacy::attach_legacy_devices(&machine)?;                 // devices, each stage adding its own
+//! machine.boot()                                            // kernel, vCPUs, run
 //! ```
+//!
+//! Devices that Linux cannot find by probing (virtio-mmio disks) declare themselves on the
+//! kernel command line through [`Machine::add_cmdline`]; the command line and the zero page
+//! are written by [`Machine::boot`], once every device is in.
 
-use crate::boot;
+use crate::boot::{self, BootError};
 use crate::cmdline::BASE_CMDLINE;
 use crate::guest;
-use stage02::vm::Vm;
+use crate::syscall_fixup::SyscallFixup;
+use stage02::vm::{Vm, VmError};
 use stage03::cli::MachineArgs;
 use stage03::control::{StopReason, VmControl};
+use stage03::exit_hook::{ExitHook, ExitHooks};
 use stage03::host_workarounds::{HostWorkarounds, KERNEL_CMDLINE_SMP_WORKAROUND, KERNEL_CMDLINE_WORKAROUNDS};
 use stage03::vcpu::{ExitCounts, VcpuContext};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -40,23 +46,51 @@ pub struct BootArgs {
     pub machine: MachineArgs,
 }
 
-/// A VM with its guest loaded and no vCPU yet.
+/// Why the machine could not be built or booted.
+#[derive(Debug, thiserror::Error)]
+pub enum MachineError {
+    /// The kernel or initrd named (or defaulted to) is not there.
+    #[error("{} is not a file{hint}", path.display())]
+    MissingFile {
+        /// The path.
+        path: PathBuf,
+        /// How to get the default guest, when a default was used.
+        hint: String,
+    },
+    /// The VM could not be created.
+    #[error(transparent)]
+    Vm(#[from] VmError),
+    /// A step of the boot recipe failed.
+    #[error(transparent)]
+    Boot(#[from] BootError),
+}
+
+/// A VM with its memory and interrupt controllers, waiting for its devices.
 pub struct Machine {
     /// The VM: memory and buses, for the stage's devices.
     pub vm: Vm,
     /// The stop flag; devices that end the VM (i8042 reset, Ctrl-A x) hold it.
     pub control: Arc<VmControl>,
     program: &'static str,
-    workarounds: Arc<HostWorkarounds>,
+    kernel: PathBuf,
+    initrd: Option<PathBuf>,
     vcpu_count: u8,
-    entry: u64,
+    /// The VMM's own command-line options, in order; the user's `--append` goes last.
+    cmdline: Vec<String>,
+    append: String,
+    hooks: ExitHooks,
+    counts: Arc<ExitCounts>,
+    workarounds: Arc<HostWorkarounds>,
+    syscall_fixup: Option<Arc<SyscallFixup>>,
 }
 
 impl Machine {
-    /// Steps 1 and 2 of the recipe: memory, interrupt controllers, kernel, initrd, zero page
-    /// and MP table. `devices_cmdline` holds the options that declare the stage's devices.
-    /// Errors are one line for the user, prefixed with nothing (the caller adds `program`).
-    pub fn new(program: &'static str, args: &BootArgs, devices_cmdline: &[&str]) -> Result<Machine, String> {
+    /// Step 1 of the recipe: checks the kernel and initrd exist, creates the VM with its RAM,
+    /// and the in-kernel interrupt controllers (they must exist before any vCPU).
+    ///
+    /// # Errors
+    /// One line for the user (the caller prefixes `program`): a missing file, no KVM, no memory.
+    pub fn new(program: &'static str, args: &BootArgs) -> Result<Machine, MachineError> {
         let kernel = args.kernel.clone().unwrap_or_else(guest::default_kernel);
         let initrd = match &args.initrd {
             Some(path) if path.as_os_str() == "none" => None,
@@ -66,28 +100,44 @@ impl Machine {
         for path in std::iter::once(&kernel).chain(initrd.as_ref()) {
             if !path.is_file() {
                 let hint = if args.kernel.is_none() { format!("; {}", guest::build_hint()) } else { String::new() };
-                return Err(format!("{} is not a file{hint}", path.display()));
+                return Err(MachineError::MissingFile { path: path.clone(), hint });
             }
         }
-        let workarounds = Arc::new(HostWorkarounds::new(args.machine.host_workarounds));
-        let host_options = if workarounds.enabled() { KERNEL_CMDLINE_WORKAROUNDS } else { "" };
-        let smp_option = if workarounds.enabled() && args.smp > 1 {
-            eprintln!("{program}: this host's KVM cannot start secondary vCPUs in real mode; the kernel will use one ({KERNEL_CMDLINE_SMP_WORKAROUND})");
-            KERNEL_CMDLINE_SMP_WORKAROUND
-        } else {
-            ""
-        };
+        let vm = Vm::new(args.machine.mem)?;
+        boot::configure_irqchip(&vm)?;
 
-        // Configure memory and interrupt controllers.
-        let vm = Vm::new(args.machine.mem).map_err(|e| e.to_string())?;
-        boot::configure_irqchip(&vm).map_err(|e| e.to_string())?;
-        // Load the kernel; the user's options come last, so they can override ours.
-        let mut cmdline = vec![BASE_CMDLINE, host_options, smp_option];
-        cmdline.extend_from_slice(devices_cmdline);
-        cmdline.push(&args.append);
-        let entry =
-            boot::load_guest(&vm.memory, &kernel, initrd.as_deref(), &cmdline, args.smp).map_err(|e| e.to_string())?;
-        Ok(Machine { vm, control: Arc::new(VmControl::new()), program, workarounds, vcpu_count: args.smp, entry })
+        let workarounds = Arc::new(HostWorkarounds::new(args.machine.host_workarounds));
+        let counts = Arc::new(ExitCounts::default());
+        let mut hooks = ExitHooks::default();
+        hooks.push(counts.clone());
+        let mut cmdline = vec![BASE_CMDLINE.to_string()];
+        let mut syscall_fixup = None;
+        if workarounds.enabled() {
+            // The Linux-only fix-up goes first: it must see its own `int3` before stage 3's layer.
+            let fixup = Arc::new(SyscallFixup::new(Arc::clone(&vm.memory)));
+            hooks.push(fixup.clone());
+            hooks.push(workarounds.clone());
+            syscall_fixup = Some(fixup);
+            cmdline.push(KERNEL_CMDLINE_WORKAROUNDS.to_string());
+            if args.smp > 1 {
+                eprintln!("{program}: this host's KVM cannot start secondary vCPUs in real mode; the kernel will use one ({KERNEL_CMDLINE_SMP_WORKAROUND})");
+                cmdline.push(KERNEL_CMDLINE_SMP_WORKAROUND.to_string());
+            }
+        }
+        Ok(Machine {
+            vm,
+            control: Arc::new(VmControl::new()),
+            program,
+            kernel,
+            initrd,
+            vcpu_count: args.smp,
+            cmdline,
+            append: args.append.clone(),
+            hooks,
+            counts,
+            workarounds,
+            syscall_fixup,
+        })
     }
 
     /// The stage binary's name, for messages.
@@ -95,32 +145,57 @@ impl Machine {
         self.program
     }
 
-    /// Steps 4 and 5: creates the vCPUs, runs them until the VM stops, and prints the exit
-    /// statistics (and a clean stop's reason) on stderr.
-    pub fn run(self) -> Result<StopReason, String> {
-        let vcpus = boot::create_vcpus(&self.vm, self.vcpu_count, self.entry).map_err(|e| e.to_string())?;
+    /// The kernel this machine will boot.
+    pub fn kernel(&self) -> &Path {
+        &self.kernel
+    }
+
+    /// Adds a kernel command-line option: how a device Linux cannot probe declares itself.
+    pub fn add_cmdline(&mut self, option: impl Into<String>) {
+        self.cmdline.push(option.into());
+    }
+
+    /// Adds something that watches every exit (stage 8's statistics, for one).
+    pub fn add_exit_hook(&mut self, hook: Arc<dyn ExitHook>) {
+        self.hooks.push(hook);
+    }
+
+    /// Steps 3 to 5: loads the kernel with the command line every device has contributed,
+    /// creates the vCPUs, runs them until the VM stops, and prints the exit statistics (and a
+    /// clean stop's reason) on stderr.
+    ///
+    /// # Errors
+    /// When the kernel or initrd cannot be loaded, or a vCPU cannot be created.
+    pub fn boot(self) -> Result<StopReason, MachineError> {
+        let mut cmdline: Vec<&str> = self.cmdline.iter().map(String::as_str).collect();
+        cmdline.push(&self.append); // last, so the user's options win
+        let entry = boot::load_guest(&self.vm.memory, &self.kernel, self.initrd.as_deref(), &cmdline, self.vcpu_count)?;
+        let vcpus = boot::create_vcpus(&self.vm, self.vcpu_count, entry)?;
         let context = VcpuContext {
             memory: Arc::clone(&self.vm.memory),
             buses: Arc::clone(&self.vm.buses),
-            workarounds: Arc::clone(&self.workarounds),
             control: self.control,
-            counts: Arc::new(ExitCounts::default()),
+            hooks: self.hooks,
         };
         let started = Instant::now();
-        let reason = boot::run(vcpus, &context).map_err(|e| e.to_string())?;
-        let counts = &context.counts;
-        let fixes = &self.workarounds.counts;
+        let reason = boot::run(vcpus, &context)?;
+        let counts = &self.counts;
         eprintln!(
-            "{}: ran {:.1} s: {} exits ({} port I/O, {} MMIO); host workarounds: {} exceptions injected, {} instructions emulated, {} syscalls completed",
+            "{}: ran {:.1} s: {} exits ({} port I/O, {} MMIO)",
             self.program,
             started.elapsed().as_secs_f64(),
             counts.total.load(Ordering::Relaxed),
             counts.io.load(Ordering::Relaxed),
             counts.mmio.load(Ordering::Relaxed),
-            fixes.injected_interrupts.load(Ordering::Relaxed),
-            fixes.emulated_instructions.load(Ordering::Relaxed),
-            fixes.syscall_fixups.load(Ordering::Relaxed),
         );
+        if let Some(fixup) = &self.syscall_fixup {
+            eprintln!(
+                "{}: host workarounds: {}, {} syscalls completed",
+                self.program,
+                self.workarounds.summary(),
+                fixup.completed.load(Ordering::Relaxed)
+            );
+        }
         if reason.is_clean() {
             // Unclean stops are reported by `exit_code`; a clean one is worth a line too.
             eprintln!("{}: {reason}", self.program);

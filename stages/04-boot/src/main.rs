@@ -2,12 +2,10 @@
 
 use clap::Parser;
 use stage03::control::StopReason;
-use stage04::boot::{self, COM1_IRQ};
-use stage04::devices::console::Console;
-use stage04::irq;
+use stage04::legacy;
 use stage04::machine::{BootArgs, Machine};
+use std::error::Error;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 
 /// Stage 4 of minivirt: boot Linux with the 64-bit boot protocol.
 #[derive(Parser)]
@@ -23,11 +21,12 @@ fn main() -> ExitCode {
     stage03::control::exit_code("stage04", run(&args))
 }
 
-fn run(args: &Args) -> Result<StopReason, String> {
-    let machine = Machine::new("stage04", &args.boot, &[])?;
-    // Configure I/O: an output-only console on COM1 and the legacy stubs.
-    let trigger = irq::register_irqfd(&machine.vm.fd, COM1_IRQ)?;
-    let console = Arc::new(Mutex::new(Console::new(trigger, std::io::stdout())));
-    boot::register_legacy_devices(&machine.vm, &machine.control, console).map_err(|e| e.to_string())?;
-    machine.run()
+fn run(args: &Args) -> Result<StopReason, Box<dyn Error>> {
+    // Memory and the interrupt controllers.
+    let machine = Machine::new("stage04", &args.boot)?;
+    // Devices: the PC's legacy stubs, and an output-only console on COM1.
+    legacy::attach_legacy_devices(&machine)?;
+    legacy::attach_console(&machine, std::io::stdout())?;
+    // Kernel, vCPUs, run.
+    Ok(machine.boot()?)
 }

@@ -29,16 +29,16 @@
 //! - KVM's default GSI routing, `default_routing` in Linux `arch/x86/kvm/irq_comm.c`.
 //! - Firecracker `src/vmm/src/arch/x86_64/mptable.rs`; SeaBIOS `src/fw/mptable.c`.
 
+use crate::layout::{APIC_START, IOAPIC_START, LOW_RAM_END};
 use stage02::memory::{GuestAddress, GuestMemory, MemoryError};
 
-/// Where the floating pointer goes: the last KiB of conventional memory, which Linux scans.
-pub const MPTABLE_START: u64 = 0x9fc00;
+pub use crate::layout::MPTABLE_START;
 /// End of conventional memory (640 KiB): the whole table must lie below it.
-pub const MPTABLE_END: u64 = 0xa0000;
-/// Physical address of the IO-APIC's registers (Linux `IO_APIC_DEFAULT_PHYS_BASE`).
-pub const IOAPIC_ADDRESS: u32 = 0xfec0_0000;
-/// Physical address of every local APIC's registers (Linux `APIC_DEFAULT_PHYS_BASE`).
-pub const APIC_DEFAULT_ADDRESS: u32 = 0xfee0_0000;
+pub const MPTABLE_END: u64 = LOW_RAM_END;
+/// The IO-APIC's address as the table's 32-bit field holds it.
+pub const IOAPIC_ADDRESS: u32 = IOAPIC_START as u32;
+/// The local APICs' address as the table's 32-bit field holds it.
+pub const APIC_DEFAULT_ADDRESS: u32 = APIC_START as u32;
 
 /// Floating pointer: signature.
 const MPF_SIGNATURE: [u8; 4] = *b"_MP_";

@@ -1,7 +1,11 @@
 //! `stage05`: boot the lab guest to an interactive shell on the terminal.
 
 use clap::Parser;
+use stage03::control::StopReason;
+use stage04::legacy;
 use stage04::machine::{BootArgs, Machine};
+use stage05::console;
+use std::error::Error;
 use std::process::ExitCode;
 
 /// Stage 5 of minivirt: a 16550A serial console with input, on an epoll event loop.
@@ -15,6 +19,15 @@ struct Args {
 fn main() -> ExitCode {
     let args: Args = stage01::parse_args();
     stage05::terminal::install_panic_hook("stage05");
-    let result = Machine::new("stage05", &args.boot, &[]).and_then(stage05::console::run_with_console);
-    stage03::control::exit_code("stage05", result)
+    stage03::control::exit_code("stage05", run(&args))
+}
+
+fn run(args: &Args) -> Result<StopReason, Box<dyn Error>> {
+    // Memory and the interrupt controllers.
+    let machine = Machine::new("stage05", &args.boot)?;
+    // Devices: the PC's legacy stubs, and a 16550A on COM1 with the terminal behind it.
+    legacy::attach_legacy_devices(&machine)?;
+    let _console = console::attach_console(&machine)?;
+    // Kernel, vCPUs, run. The console restores the terminal when it is dropped.
+    Ok(machine.boot()?)
 }

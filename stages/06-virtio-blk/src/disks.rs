@@ -1,29 +1,22 @@
 //! Putting virtio-blk disks into a machine: one virtio-mmio window, one interrupt and one
-//! ioeventfd per `--disk`, and the kernel command line that tells Linux where they are.
-//!
-//! | disk | window                    | GSI | guest name |
-//! |------|---------------------------|-----|------------|
-//! | 0    | 0xd000_0000..0xd000_1000  | 5   | /dev/vda   |
-//! | 1    | 0xd000_1000..0xd000_2000  | 6   | /dev/vdb   |
-//! | …    | + 0x1000 each             | [`DISK_GSIS`] | … |
+//! ioeventfd per `--disk`, and the kernel command-line option that tells Linux where each is
+//! (the windows are in [`crate::layout`]).
 //!
 //! Linux probes `virtio_mmio.device=` devices in command-line order, so the first `--disk` is
 //! `vda`. The GSIs are ISA interrupts nothing else uses here; the MP table declares them all.
 
 use crate::io_thread::{Handler, IoThread};
-use crate::virtio::block::{open_disk, VirtioBlock};
-use crate::virtio::mmio::{MmioTransport, MMIO_WINDOW_SIZE, QUEUE_NOTIFY_OFFSET};
+use crate::layout::{DISK_GSIS, VIRTIO_MMIO_BASE};
+use crate::virtio::block::{open_disk, VirtioBlock, VirtioBlockError};
+use crate::virtio::mmio::{MmioError, MmioTransport, MMIO_WINDOW_SIZE, QUEUE_NOTIFY_OFFSET};
 use kvm_ioctls::IoEventAddress;
-use stage04::irq::{register_irqfd, EventFdTrigger};
-use stage04::machine::{BootArgs, Machine};
+use stage02::bus::BusError;
+use stage04::irq::{register_irqfd, EventFdTrigger, IrqError};
+use stage04::machine::Machine;
+use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
-
-/// Where the first disk's register window is: the start of the 32-bit device hole's upper part.
-pub const VIRTIO_MMIO_BASE: u64 = 0xd000_0000;
-/// The interrupts of disks 0, 1, …: free ISA IRQs (not 8, the RTC, nor 13, the FPU).
-pub const DISK_GSIS: [u32; 8] = [5, 6, 7, 9, 10, 11, 12, 14];
 /// The names the guest gives them, which also name them on the MMIO bus.
 pub const DISK_NAMES: [&str; 8] = ["vda", "vdb", "vdc", "vdd", "vde", "vdf", "vdg", "vdh"];
 
@@ -66,9 +59,41 @@ pub fn window_base(index: usize) -> u64 {
     VIRTIO_MMIO_BASE + index as u64 * MMIO_WINDOW_SIZE
 }
 
-/// The kernel command-line options that declare `count` disks.
-pub fn disks_cmdline(count: usize) -> Vec<String> {
-    (0..count).map(|index| format!("virtio_mmio.device=4K@{:#x}:{}", window_base(index), DISK_GSIS[index])).collect()
+/// The kernel command-line option that declares disk `index` (virtio-mmio's
+/// `CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES` syntax: size@base:irq).
+pub fn disk_cmdline(index: usize) -> String {
+    format!("virtio_mmio.device=4K@{:#x}:{}", window_base(index), DISK_GSIS[index])
+}
+
+/// Why the disks could not be attached.
+#[derive(Debug, thiserror::Error)]
+pub enum DisksError {
+    /// More `--disk`s than interrupts set aside for them.
+    #[error("at most {max} disks, not {count}")]
+    TooMany {
+        /// How many were given.
+        count: usize,
+        /// How many fit.
+        max: usize,
+    },
+    /// An image could not be opened.
+    #[error(transparent)]
+    Image(#[from] VirtioBlockError),
+    /// The transport could not be set up.
+    #[error(transparent)]
+    Transport(#[from] MmioError),
+    /// An interrupt could not be wired.
+    #[error(transparent)]
+    Irq(#[from] IrqError),
+    /// A register window is taken.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// The notification eventfd could not be made.
+    #[error("cannot create an eventfd: {0}")]
+    EventFd(#[source] io::Error),
+    /// The I/O thread could not start.
+    #[error("cannot start the virtio I/O thread: {0}")]
+    IoThread(#[source] io::Error),
 }
 
 /// The disks of a machine; dropping it stops their I/O thread.
@@ -87,48 +112,26 @@ impl Drop for Disks {
     }
 }
 
-/// Builds the machine of stage 6 and later: the guest loaded with `disks` declared on its
-/// command line, and the disks attached. Keep the [`Disks`] alive while the VM runs.
-pub fn machine_with_disks(
-    program: &'static str,
-    boot: &BootArgs,
-    disks: &[DiskArg],
-) -> Result<(Machine, Disks), String> {
-    let cmdline = disks_cmdline(disks.len());
-    let cmdline: Vec<&str> = cmdline.iter().map(String::as_str).collect();
-    let machine = Machine::new(program, boot, &cmdline)?;
-    let disks = attach_disks(&machine, disks)?;
-    Ok((machine, disks))
-}
-
-/// Opens every disk (so that a bad path fails before the guest starts), and puts each on the
-/// machine's MMIO bus with its interrupt and queue notification wired to KVM. The kernel
-/// command line must carry [`disks_cmdline`] for the same disks.
-pub fn attach_disks(machine: &Machine, disks: &[DiskArg]) -> Result<Disks, String> {
+/// Opens every disk (so that a bad path fails before the guest starts), puts each on the
+/// machine's MMIO bus with its interrupt and queue notification wired to KVM, and declares
+/// it on the kernel command line. Keep the [`Disks`] alive while the VM runs.
+pub fn attach_disks(machine: &mut Machine, disks: &[DiskArg]) -> Result<Disks, DisksError> {
     if disks.len() > DISK_GSIS.len() {
-        return Err(format!("at most {} disks, not {}", DISK_GSIS.len(), disks.len()));
+        return Err(DisksError::TooMany { count: disks.len(), max: DISK_GSIS.len() });
     }
-    let images = disks
-        .iter()
-        .map(|disk| open_disk(&disk.path, disk.read_only).map_err(|e| e.to_string()))
-        .collect::<Result<Vec<_>, _>>()?;
+    let images = disks.iter().map(|disk| open_disk(&disk.path, disk.read_only)).collect::<Result<Vec<_>, _>>()?;
     let mut sources: Vec<(EventFd, Handler)> = Vec::new();
     for (index, image) in images.into_iter().enumerate() {
         let base = window_base(index);
         let interrupt: EventFdTrigger = register_irqfd(&machine.vm.fd, DISK_GSIS[index])?;
-        let transport = MmioTransport::new(VirtioBlock::new(image), Arc::clone(&machine.vm.memory), interrupt)
-            .map_err(|e| e.to_string())?;
+        let transport = MmioTransport::new(VirtioBlock::new(image), Arc::clone(&machine.vm.memory), interrupt)?;
         let transport = Arc::new(Mutex::new(transport));
-        machine
-            .vm
-            .buses
-            .mmio
-            .insert(DISK_NAMES[index], base, MMIO_WINDOW_SIZE, transport.clone())
-            .map_err(|e| e.to_string())?;
+        machine.vm.buses.mmio.insert(DISK_NAMES[index], base, MMIO_WINDOW_SIZE, transport.clone())?;
+        machine.add_cmdline(disk_cmdline(index));
 
         // qa:begin stage6-ioeventfd
         // Queue 0's notification through an ioeventfd, if KVM takes it.
-        let notify = EventFd::new(EFD_NONBLOCK).map_err(|e| format!("cannot create an eventfd: {e}"))?;
+        let notify = EventFd::new(EFD_NONBLOCK).map_err(DisksError::EventFd)?;
         let address = IoEventAddress::Mmio(base + QUEUE_NOTIFY_OFFSET);
         if machine.vm.fd.register_ioevent(&notify, &address, 0u32).is_ok() {
             let handler: Handler =
@@ -138,11 +141,8 @@ pub fn attach_disks(machine: &Machine, disks: &[DiskArg]) -> Result<Disks, Strin
         // qa:end stage6-ioeventfd
     }
     let with_ioeventfd = sources.len();
-    let io_thread = if sources.is_empty() {
-        None
-    } else {
-        Some(IoThread::start(sources).map_err(|e| format!("cannot start the virtio I/O thread: {e}"))?)
-    };
+    let io_thread =
+        if sources.is_empty() { None } else { Some(IoThread::start(sources).map_err(DisksError::IoThread)?) };
     Ok(Disks { io_thread, with_ioeventfd })
 }
 
@@ -162,6 +162,7 @@ mod tests {
 
     #[test]
     fn command_line_declares_each_window_and_interrupt() {
-        assert_eq!(disks_cmdline(2), ["virtio_mmio.device=4K@0xd0000000:5", "virtio_mmio.device=4K@0xd0001000:6"]);
+        assert_eq!(disk_cmdline(0), "virtio_mmio.device=4K@0xd0000000:5");
+        assert_eq!(disk_cmdline(1), "virtio_mmio.device=4K@0xd0001000:6");
     }
 }

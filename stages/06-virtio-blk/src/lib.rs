@@ -4,9 +4,11 @@
 //!   [`virtio::block`];
 //! - [`disks`]: how `--disk` images become devices in a machine (window, interrupt,
 //!   ioeventfd, command line);
-//! - [`io_thread`]: the thread that serves queue notifications off the vCPUs.
+//! - [`io_thread`]: the thread that serves queue notifications off the vCPUs;
+//! - [`layout`]: where the disks' register windows and interrupts are.
 #![deny(missing_docs)]
 
 pub mod disks;
 pub mod io_thread;
+pub mod layout;
 pub mod virtio;

@@ -1,8 +1,12 @@
 //! `stage06`: the lab guest with virtio-blk disks, on the stage 5 console.
 
 use clap::Parser;
-use stage04::machine::BootArgs;
+use stage03::control::StopReason;
+use stage04::legacy;
+use stage04::machine::{BootArgs, Machine};
+use stage05::console;
 use stage06::disks::{self, DiskArgs};
+use std::error::Error;
 use std::process::ExitCode;
 
 /// Stage 6 of minivirt: virtio-mmio and a virtio-blk disk backed by a raw image.
@@ -21,7 +25,13 @@ fn main() -> ExitCode {
     stage03::control::exit_code("stage06", run(&args))
 }
 
-fn run(args: &Args) -> Result<stage03::control::StopReason, String> {
-    let (machine, _disks) = disks::machine_with_disks("stage06", &args.boot, &args.disks.disks)?;
-    stage05::console::run_with_console(machine)
+fn run(args: &Args) -> Result<StopReason, Box<dyn Error>> {
+    // Memory and the interrupt controllers.
+    let mut machine = Machine::new("stage06", &args.boot)?;
+    // Devices: the legacy stubs, the console, and a virtio-blk disk per --disk.
+    legacy::attach_legacy_devices(&machine)?;
+    let _console = console::attach_console(&machine)?;
+    let _disks = disks::attach_disks(&mut machine, &args.disks.disks)?;
+    // Kernel, vCPUs, run.
+    Ok(machine.boot()?)
 }

@@ -2,9 +2,11 @@
 //!
 //! - [`pci`]: configuration mechanism #1, configuration spaces, BARs;
 //! - [`devices`]: the edu card;
-//! - [`platform`]: both put into a machine (host bridge ports, BAR placement, INTx routing).
+//! - [`platform`]: both put into a machine (host bridge ports, BAR placement, INTx routing);
+//! - [`layout`]: where BARs may go.
 #![deny(missing_docs)]
 
 pub mod devices;
+pub mod layout;
 pub mod pci;
 pub mod platform;

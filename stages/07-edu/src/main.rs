@@ -1,8 +1,13 @@
 //! `stage07`: the lab guest with PCI and QEMU's edu card (and stage 6's disks).
 
 use clap::Parser;
-use stage04::machine::BootArgs;
+use stage03::control::StopReason;
+use stage04::legacy;
+use stage04::machine::{BootArgs, Machine};
+use stage05::console;
 use stage06::disks::{self, DiskArgs};
+use stage07::platform;
+use std::error::Error;
 use std::process::ExitCode;
 
 /// Stage 7 of minivirt: PCI configuration space, BARs, and QEMU's edu device.
@@ -21,8 +26,14 @@ fn main() -> ExitCode {
     stage03::control::exit_code("stage07", run(&args))
 }
 
-fn run(args: &Args) -> Result<stage03::control::StopReason, String> {
-    let (machine, _disks) = disks::machine_with_disks("stage07", &args.boot, &args.disks.disks)?;
-    stage07::platform::attach_pci(&machine)?;
-    stage05::console::run_with_console(machine)
+fn run(args: &Args) -> Result<StopReason, Box<dyn Error>> {
+    // Memory and the interrupt controllers.
+    let mut machine = Machine::new("stage07", &args.boot)?;
+    // Devices: the legacy stubs, the console, the disks, and PCI with the edu card.
+    legacy::attach_legacy_devices(&machine)?;
+    let _console = console::attach_console(&machine)?;
+    let _disks = disks::attach_disks(&mut machine, &args.disks.disks)?;
+    platform::attach_pci(&machine)?;
+    // Kernel, vCPUs, run.
+    Ok(machine.boot()?)
 }

@@ -5,11 +5,13 @@
 //! ([`pci_irq_pin`]): Linux, which has no ACPI here, reads it from the table. Firmware also
 //! writes the GSI into the card's Interrupt Line register; we do the same.
 
-use crate::devices::edu::EduDevice;
-use crate::pci::bar::{BusBarMapper, HIGH_RESERVED_SIZE, IOAPIC_START, PCI_MMIO_WINDOW_END, PCI_MMIO_WINDOW_START};
-use crate::pci::root::{PciRoot, PCI_CONFIG_ADDRESS_PORT, PCI_CONFIG_PORT_COUNT};
+use crate::devices::edu::{EduDevice, EduError};
+use crate::layout::{HIGH_RESERVED_SIZE, IOAPIC_START, PCI_MMIO_WINDOW_END, PCI_MMIO_WINDOW_START};
+use crate::pci::bar::{BarError, BusBarMapper};
+use crate::pci::root::{PciRoot, PciRootError, PCI_CONFIG_ADDRESS_PORT, PCI_CONFIG_PORT_COUNT};
 use crate::pci::{IrqLevel, PciDevice, SharedPciDevice};
 use kvm_ioctls::VmFd;
+use stage02::bus::BusError;
 use stage04::machine::Machine;
 use stage04::mptable::pci_irq_pin;
 use std::sync::{Arc, Mutex};
@@ -31,9 +33,32 @@ impl IrqLevel for KvmIrqLine {
     }
 }
 
+/// Why PCI could not be attached.
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    /// The MP table has no route for the card's INTA#.
+    #[error("the MP table routes no interrupt for device {0}")]
+    NoInterruptRoute(u8),
+    /// The edu card could not be made.
+    #[error(transparent)]
+    Edu(#[from] EduError),
+    /// The bus refused the card, or put it elsewhere.
+    #[error(transparent)]
+    Root(#[from] PciRootError),
+    /// The card landed at another device number than the MP table's route is for.
+    #[error("the edu card landed at device {0}, not {EDU_DEVICE_NUMBER}")]
+    WrongSlot(u8),
+    /// A BAR could not be placed.
+    #[error(transparent)]
+    Bar(#[from] BarError),
+    /// The host bridge's ports are taken.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
 /// Builds bus 0 with the edu card, places its BAR, and puts the host bridge's ports on the
 /// machine's port-I/O bus. Returns the GSI of the card's interrupt.
-pub fn attach_pci(machine: &Machine) -> Result<u32, String> {
+pub fn attach_pci(machine: &Machine) -> Result<u32, PlatformError> {
     let vm = &machine.vm;
     // BARs must not shadow RAM or the APICs: those are not on the MMIO bus but take precedence.
     let mapper = vm
@@ -46,20 +71,17 @@ pub fn attach_pci(machine: &Machine) -> Result<u32, String> {
         .reserve("IO-APIC/LAPIC", IOAPIC_START, HIGH_RESERVED_SIZE);
     let mut root = PciRoot::new(Arc::new(mapper));
 
-    let pin = pci_irq_pin(EDU_DEVICE_NUMBER, 0).ok_or("the MP table routes no interrupt for the edu card")?;
+    let pin = pci_irq_pin(EDU_DEVICE_NUMBER, 0).ok_or(PlatformError::NoInterruptRoute(EDU_DEVICE_NUMBER))?;
     let line = Arc::new(KvmIrqLine { vm: Arc::clone(&vm.fd), gsi: u32::from(pin) });
-    let mut edu = EduDevice::new(Arc::clone(&vm.memory), line).map_err(|e| e.to_string())?;
+    let mut edu = EduDevice::new(Arc::clone(&vm.memory), line)?;
     edu.config_mut().set_interrupt_line(pin);
     let edu: SharedPciDevice = Arc::new(Mutex::new(edu));
-    let number = root.add_device("edu", edu).map_err(|e| e.to_string())?;
+    let number = root.add_device("edu", edu)?;
     if number != EDU_DEVICE_NUMBER {
-        return Err(format!("the edu card landed at device {number}, not {EDU_DEVICE_NUMBER}"));
+        return Err(PlatformError::WrongSlot(number));
     }
-    root.allocate_bars(PCI_MMIO_WINDOW_START, PCI_MMIO_WINDOW_END).map_err(|e| e.to_string())?;
+    root.allocate_bars(PCI_MMIO_WINDOW_START, PCI_MMIO_WINDOW_END)?;
     let root = Arc::new(Mutex::new(root));
-    vm.buses
-        .pio
-        .insert("pci", u64::from(PCI_CONFIG_ADDRESS_PORT), PCI_CONFIG_PORT_COUNT, root)
-        .map_err(|e| e.to_string())?;
+    vm.buses.pio.insert("pci", u64::from(PCI_CONFIG_ADDRESS_PORT), PCI_CONFIG_PORT_COUNT, root)?;
     Ok(u32::from(pin))
 }

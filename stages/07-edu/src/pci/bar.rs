@@ -27,17 +27,11 @@ use stage02::bus::{lock, BusDevice, BusError};
 use stage02::vm::Buses;
 use std::sync::Arc;
 
-/// Start of the window where the VMM places BARs (in stage 2's MMIO hole, above virtio-mmio).
-pub const PCI_MMIO_WINDOW_START: u64 = 0xe000_0000;
-/// End (exclusive) of the BAR window: 256 MiB, well below the IO-APIC at 0xfec0_0000.
-pub const PCI_MMIO_WINDOW_END: u64 = 0xf000_0000;
-/// The IO-APIC's page; KVM's in-kernel irqchip answers there, so no BAR may cover it.
-pub const IOAPIC_START: u64 = 0xfec0_0000;
-/// The local APIC's page, also answered inside KVM.
-pub const LAPIC_START: u64 = 0xfee0_0000;
-/// From the IO-APIC to 4 GiB: APICs, and on real machines HPET and the BIOS flash. A BAR
-/// that overlaps it would be shadowed, so [`BusBarMapper::reserve`] it.
-pub const HIGH_RESERVED_SIZE: u64 = (1 << 32) - IOAPIC_START;
+// The window and the reserved range at the top of 4 GiB (reserve it with
+// [`BusBarMapper::reserve`]) are in the machine's address map.
+pub use crate::layout::{
+    APIC_START as LAPIC_START, HIGH_RESERVED_SIZE, IOAPIC_START, PCI_MMIO_WINDOW_END, PCI_MMIO_WINDOW_START,
+};
 
 /// One BAR placed somewhere: what [`BarMapper`]s map and unmap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
