@@ -49,3 +49,6 @@ impl Trigger for NoTrigger {
         Ok(())
     }
 }
+
+#[doc(hidden)]
+pub mod testing;
