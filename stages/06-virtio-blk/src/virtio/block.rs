@@ -560,8 +560,8 @@ mod tests {
         MmioTransport, CONFIG_SPACE_OFFSET, DEVICE_ID_OFFSET, INTERRUPT_USED_BUFFER, QUEUE_NOTIFY_OFFSET,
         STATUS_DEVICE_NEEDS_RESET, STATUS_FEATURES_OK, STATUS_OFFSET,
     };
-    use crate::virtio::queue::test_driver::{write_desc, DriverQueue};
     use crate::virtio::queue::{VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE};
+    use crate::virtio::test_utils::{write_desc, DriverQueue};
     use stage02::bus::BusDevice;
     use stage02::memory::GuestAddress;
     use std::sync::atomic::{AtomicU32, Ordering};

@@ -735,8 +735,8 @@ pub(crate) mod test_utils {
 mod tests {
     use super::test_utils::*;
     use super::*;
-    use crate::virtio::queue::test_driver::DriverQueue;
     use crate::virtio::queue::VIRTIO_RING_F_INDIRECT_DESC;
+    use crate::virtio::test_utils::DriverQueue;
 
     const VERSION_1: u64 = 1 << VIRTIO_F_VERSION_1;
     /// A device feature of ours, to negotiate.
