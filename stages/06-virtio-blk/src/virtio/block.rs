@@ -555,15 +555,16 @@ impl VirtioDevice for VirtioBlock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::virtio::mmio::test_utils::*;
     use crate::virtio::mmio::{
         MmioTransport, CONFIG_SPACE_OFFSET, DEVICE_ID_OFFSET, INTERRUPT_USED_BUFFER, QUEUE_NOTIFY_OFFSET,
         STATUS_DEVICE_NEEDS_RESET, STATUS_FEATURES_OK, STATUS_OFFSET,
     };
     use crate::virtio::queue::{VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE};
+    use crate::virtio::test_utils::*;
     use crate::virtio::test_utils::{write_desc, DriverQueue};
     use stage02::bus::BusDevice;
     use stage02::memory::GuestAddress;
+    use stage04::irq::testing::CountingTrigger;
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Arc;
 
