@@ -101,12 +101,14 @@ pub(crate) fn write_desc(mem: &GuestMemory, table: u64, index: u16, addr: u64, l
 
 // The driver side of the virtio-mmio transport.
 
+/// Reads a 32-bit register, as every register access of the driver is.
 pub(crate) fn read32(device: &mut impl BusDevice, offset: u64) -> u32 {
     let mut data = [0u8; 4];
     device.read(offset, &mut data);
     u32::from_le_bytes(data)
 }
 
+/// Writes a 32-bit register.
 pub(crate) fn write32(device: &mut impl BusDevice, offset: u64, value: u32) {
     device.write(offset, &value.to_le_bytes());
 }

@@ -117,6 +117,8 @@ impl Visited {
     }
 }
 
+// The walk is a method of the queue: it needs the queue's table, size, maximum size and the
+// negotiated features, which only the queue holds.
 impl Queue {
     // lab:begin solution stage6-desc-chain "follow the descriptor chain from head and check every index, address and length the guest gave (indirect tables, loops, readable before writable)"
     /// Follows the chain that starts at descriptor `head` and checks every step: indices inside
