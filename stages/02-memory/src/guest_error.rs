@@ -3,6 +3,11 @@
 //! A device that gets an access it cannot make sense of (a bad offset, a DMA address outside
 //! RAM) reports a guest error and carries on, as real hardware would. A hostile guest could do
 //! that millions of times, so only the first [`SHOWN_ERRORS`] are printed; all are counted.
+//!
+//! Most devices only need the [`guest_error!`](crate::guest_error!) macro. A device whose tests
+//! (or whose VMM) want to see its own errors keeps a [`GuestErrorLog`]: it reports through the
+//! same function, so the same limit applies, and remembers how many errors were its own and what
+//! the last one said.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,4 +39,73 @@ macro_rules! guest_error {
     ($source:expr, $($arg:tt)*) => {
         $crate::guest_error::report($source, format_args!($($arg)*))
     };
+}
+
+/// The guest errors of one device: each is [reported](report) like any other (printed within
+/// the shared limit, counted machine-wide), then counted here with its message kept, so that
+/// tests and the VMM can ask the device what went wrong.
+///
+/// # Example
+/// ```
+/// use stage02::guest_error::GuestErrorLog;
+///
+/// let mut errors = GuestErrorLog::default();
+/// errors.report("edu", &"DMA outside the buffer");
+/// assert_eq!(errors.count(), 1);
+/// assert_eq!(errors.last(), Some("DMA outside the buffer"));
+/// ```
+#[derive(Debug, Default)]
+pub struct GuestErrorLog {
+    count: u64,
+    last: Option<String>,
+}
+
+impl GuestErrorLog {
+    /// Reports one guest error from the device called `source`, and records it.
+    ///
+    /// # Arguments
+    /// * `source` - The device or subsystem name, as for [`guest_error!`](crate::guest_error!).
+    /// * `error` - What the guest did wrong; usually the device's error enum.
+    pub fn report(&mut self, source: &str, error: &dyn fmt::Display) {
+        report(source, format_args!("{error}"));
+        self.count += 1;
+        self.last = Some(error.to_string());
+    }
+
+    /// How many guest errors this device has reported.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The message of the last one, if there was one.
+    pub fn last(&self) -> Option<&str> {
+        self.last.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_counts_past_the_printing_limit_and_keeps_the_last_message() {
+        let mut errors = GuestErrorLog::default();
+        assert_eq!((errors.count(), errors.last()), (0, None));
+        for i in 0..SHOWN_ERRORS + 4 {
+            errors.report("test", &format_args!("error {i}"));
+        }
+        assert_eq!(errors.count(), SHOWN_ERRORS + 4);
+        assert_eq!(errors.last(), Some(format!("error {}", SHOWN_ERRORS + 3).as_str()));
+    }
+
+    #[test]
+    fn a_log_reports_through_the_shared_counter() {
+        // Other tests report too, in parallel: the shared count grows by at least our share.
+        let before = count();
+        let mut errors = GuestErrorLog::default();
+        errors.report("test", &"one");
+        crate::guest_error!("test", "two");
+        assert!(count() >= before + 2);
+        assert_eq!(errors.count(), 1, "the log holds only its own device's errors");
+    }
 }

@@ -66,3 +66,6 @@ impl Trigger for NoTrigger {
         Ok(())
     }
 }
+
+#[doc(hidden)]
+pub mod testing;

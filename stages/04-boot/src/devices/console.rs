@@ -142,19 +142,9 @@ impl<T: Trigger, W: Write + Send> BusDevice for Console<T, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
-    use std::sync::Arc;
+    use crate::irq::testing::CountingTrigger;
 
-    #[derive(Clone, Default)]
-    struct Count(Arc<AtomicU32>);
-    impl Trigger for Count {
-        fn trigger(&self) -> std::io::Result<()> {
-            self.0.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        }
-    }
-
-    fn read(console: &mut Console<Count, Vec<u8>>, offset: u64) -> u8 {
+    fn read(console: &mut Console<CountingTrigger, Vec<u8>>, offset: u64) -> u8 {
         let mut data = [0u8];
         console.read(offset, &mut data);
         data[0]
@@ -162,7 +152,7 @@ mod tests {
 
     #[test]
     fn output_reaches_the_writer_and_the_transmitter_is_always_empty() {
-        let mut console = Console::new(Count::default(), Vec::new());
+        let mut console = Console::new(CountingTrigger::default(), Vec::new());
         console.write(DATA, b"o");
         console.write(DATA, b"k");
         assert_eq!(console.out, b"ok");
@@ -171,19 +161,19 @@ mod tests {
 
     #[test]
     fn thre_interrupt_on_enable_and_after_each_byte_cleared_by_iir() {
-        let count = Count::default();
-        let mut console = Console::new(count.clone(), Vec::new());
+        let trigger = CountingTrigger::default();
+        let mut console = Console::new(trigger.clone(), Vec::new());
         console.write(IER, &[IER_THRE]);
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(trigger.count(), 1);
         assert_eq!(read(&mut console, IIR_FCR), IIR_THRE);
         assert_eq!(read(&mut console, IIR_FCR), IIR_NONE, "reading IIR cleared it");
         console.write(DATA, b"x");
-        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        assert_eq!(trigger.count(), 2);
     }
 
     #[test]
     fn scratch_divisor_and_loopback_look_like_a_16550() {
-        let mut console = Console::new(Count::default(), Vec::new());
+        let mut console = Console::new(CountingTrigger::default(), Vec::new());
         console.write(SCR, &[0xa5]);
         assert_eq!(read(&mut console, SCR), 0xa5);
         console.write(LCR, &[LCR_DLAB]);

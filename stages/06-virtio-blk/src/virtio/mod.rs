@@ -12,3 +12,5 @@
 pub mod block;
 pub mod mmio;
 pub mod queue;
+#[cfg(test)]
+pub(crate) mod test_utils;

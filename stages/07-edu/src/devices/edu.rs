@@ -53,8 +53,9 @@ use crate::pci::config::{
     BarKind, ConfigError, ConfigSpace, COMMAND_BUS_MASTER, COMMAND_INTERRUPT_DISABLE, STATUS_INTERRUPT,
 };
 use crate::pci::root::{QEMU_SUBSYSTEM_ID, QEMU_SUBSYSTEM_VENDOR_ID};
-use crate::pci::{GuestErrors, IrqLevel, PciDevice};
+use crate::pci::{IrqLevel, PciDevice};
 use stage02::bus::lock;
+use stage02::guest_error::GuestErrorLog;
 use stage02::memory::{GuestAddress, GuestMemory, MemoryError};
 use std::io;
 use std::ops::Range;
@@ -345,7 +346,7 @@ pub struct EduDevice {
     memory: Arc<GuestMemory>,
     shared: Arc<Shared>,
     worker: Option<JoinHandle<()>>,
-    guest_errors: GuestErrors,
+    guest_errors: GuestErrorLog,
 }
 
 impl EduDevice {
@@ -377,7 +378,7 @@ impl EduDevice {
             memory,
             shared,
             worker: Some(worker),
-            guest_errors: GuestErrors::default(),
+            guest_errors: GuestErrorLog::default(),
         })
     }
 
@@ -395,7 +396,7 @@ impl EduDevice {
     }
 
     /// Guest errors seen so far.
-    pub fn guest_errors(&self) -> &GuestErrors {
+    pub fn guest_errors(&self) -> &GuestErrorLog {
         &self.guest_errors
     }
 
@@ -891,6 +892,18 @@ mod tests {
         dma(&mut edu, 0x1000, DMA_BUFFER_START, 0x10, DMA_RUN);
         assert_eq!(buffer_contents(&mut edu, &memory, 16), [0xaa; 16]);
         assert_eq!(edu.guest_errors().count(), 8);
+    }
+
+    #[test]
+    fn edu_guest_errors_are_reported_like_every_other_device() {
+        // The card keeps its own log for these tests, but reports through stage 2's reporter:
+        // the machine-wide count (and the shared printing limit) include its errors. Other
+        // tests report in parallel, so the count grows by at least ours.
+        let Fixture { mut edu, .. } = fixture();
+        let before = stage02::guest_error::count();
+        dma(&mut edu, 0x1000, DMA_BUFFER_START - 1, 0x10, DMA_RUN);
+        assert_eq!(edu.guest_errors().count(), 1);
+        assert!(stage02::guest_error::count() > before);
     }
 
     #[test]

@@ -31,7 +31,6 @@ pub mod config;
 pub mod root;
 
 use config::{BarInfo, ConfigSpace};
-use std::fmt;
 use std::sync::{Arc, Mutex};
 
 /// A PCI function as the host bridge and the MMIO bus see it.
@@ -79,60 +78,4 @@ pub type SharedPciDevice = Arc<Mutex<dyn PciDevice>>;
 pub trait IrqLevel: Send + Sync {
     /// Drives the line high (asserted) or low.
     fn set_level(&self, high: bool);
-}
-
-/// How many guest errors a device prints before it only counts them: a guest that hammers a
-/// bad register must not flood the host's terminal.
-pub const GUEST_ERRORS_PRINTED: u64 = 16;
-
-/// The guest errors one device has seen: printed (the first [`GUEST_ERRORS_PRINTED`]), counted,
-/// and the last one kept, so tests and the VMM's statistics can see them.
-///
-/// A guest error is the guest doing something the hardware would refuse or misbehave on (a
-/// DMA outside the buffer, a BAR on top of RAM): we report it and carry on, never panic.
-#[derive(Debug, Default)]
-pub struct GuestErrors {
-    count: u64,
-    last: Option<String>,
-}
-
-impl GuestErrors {
-    /// Records one guest error from the device called `source`.
-    pub fn report(&mut self, source: &str, error: &dyn fmt::Display) {
-        self.count += 1;
-        let message = error.to_string();
-        if self.count <= GUEST_ERRORS_PRINTED {
-            eprintln!("{source}: guest error: {message}");
-            if self.count == GUEST_ERRORS_PRINTED {
-                eprintln!("{source}: further guest errors are counted, not printed");
-            }
-        }
-        self.last = Some(message);
-    }
-
-    /// How many guest errors have been reported.
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-
-    /// The message of the last one.
-    pub fn last(&self) -> Option<&str> {
-        self.last.as_deref()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn guest_errors_are_counted_past_the_printing_limit() {
-        let mut errors = GuestErrors::default();
-        assert_eq!((errors.count(), errors.last()), (0, None));
-        for i in 0..GUEST_ERRORS_PRINTED + 4 {
-            errors.report("test", &format_args!("error {i}"));
-        }
-        assert_eq!(errors.count(), GUEST_ERRORS_PRINTED + 4);
-        assert_eq!(errors.last(), Some(format!("error {}", GUEST_ERRORS_PRINTED + 3).as_str()));
-    }
 }

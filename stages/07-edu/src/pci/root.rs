@@ -24,8 +24,9 @@
 
 use super::bar::{BarAllocator, BarError, BarMapper, BarRegion};
 use super::config::{BarInfo, ConfigSpace, BAR_COUNT, COMMAND_MEMORY_SPACE};
-use super::{GuestErrors, PciDevice, SharedPciDevice};
+use super::{PciDevice, SharedPciDevice};
 use stage02::bus::{lock, BusDevice};
+use stage02::guest_error::GuestErrorLog;
 use std::sync::{Arc, Mutex};
 
 /// First port of the host bridge's range: CONFIG_ADDRESS.
@@ -188,7 +189,7 @@ pub struct PciRoot {
     config_address: u32,
     slots: Vec<Option<Slot>>,
     mapper: Arc<dyn BarMapper>,
-    guest_errors: GuestErrors,
+    guest_errors: GuestErrorLog,
 }
 
 impl PciRoot {
@@ -197,7 +198,7 @@ impl PciRoot {
         let mut slots: Vec<Option<Slot>> = (0..PCI_DEVICES_PER_BUS).map(|_| None).collect();
         let host_bridge: SharedPciDevice = Arc::new(Mutex::new(HostBridge::new()));
         slots[0] = Some(Slot { name: "host-bridge", device: host_bridge, mapped: [None; BAR_COUNT] });
-        PciRoot { config_address: 0, slots, mapper, guest_errors: GuestErrors::default() }
+        PciRoot { config_address: 0, slots, mapper, guest_errors: GuestErrorLog::default() }
     }
 
     /// Plugs `device` into the lowest free device number (function 0) and returns that number.
@@ -255,7 +256,7 @@ impl PciRoot {
     }
 
     /// Guest errors seen so far (BARs placed where they cannot be mapped).
-    pub fn guest_errors(&self) -> &GuestErrors {
+    pub fn guest_errors(&self) -> &GuestErrorLog {
         &self.guest_errors
     }
 
