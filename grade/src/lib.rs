@@ -3,7 +3,8 @@
 //! - [`grading`]: build each stage's binary, run its checkpoints (`tests/checkpoints/stageNN.toml`),
 //!   score them; [`report`] prints the table and writes the JSON results.
 //! - [`regions`]: the solution regions (`// lab:begin solution NAME` … `// lab:end`) and their
-//!   stubs; [`tree`] writes a handout with the chosen regions stubbed.
+//!   stubs, from the `source-markers` crate that `qa` finds its excerpts with; [`tree`] writes a
+//!   handout with the chosen regions stubbed.
 //! - [`author`]: checks that every exercise's stub fails its stage's checkpoints.
 //!
 //! The conventions are in `grade/README.md`.
@@ -11,6 +12,7 @@
 
 pub mod author;
 pub mod grading;
-pub mod regions;
 pub mod report;
 pub mod tree;
+
+pub use source_markers::solution as regions;

@@ -153,7 +153,7 @@ pub fn write_handout(repo: &Path, out: &Path, stub: &[String]) -> Result<Handout
         let source = repo.join(file);
         let contents = if in_file.iter().any(|r| stub.contains(&r.name)) {
             let text = &sources[file];
-            regions::stub_file(text, &in_file, &|r| stub.contains(&r.name)).into_bytes()
+            regions::stub_file(text, &in_file, &|r| stub.contains(&r.name))?.into_bytes()
         } else {
             std::fs::read(&source).map_err(io_error(&source))?
         };

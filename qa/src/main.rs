@@ -12,12 +12,14 @@ mod batch;
 mod context;
 mod i18n;
 mod lint;
-mod markers;
 mod marking;
 mod progress;
 mod report;
 mod session;
 mod show;
+
+// The excerpts (`// qa:begin NAME` … `// qa:end NAME`), found by the parser `grade` shares.
+use source_markers::excerpt as markers;
 
 use clap::{Parser, Subcommand};
 use context::Context;

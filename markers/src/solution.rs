@@ -13,18 +13,23 @@
 //! Everything else — signatures, doc comments, constants, the markers themselves — stays, so
 //! the handout compiles, its unit tests compile, and the stub fails at run time naming the
 //! exercise. See `grade/README.md` for the convention.
+//!
+//! The markers are found line by line ([`crate::markers`]); the functions inside a region by
+//! parsing the whole file with `syn`, so only files with regions need to be valid Rust.
 
+use crate::functions::{self, Function};
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// The marker that opens a region.
-pub const BEGIN_MARKER: &str = "// lab:begin";
-/// The marker that closes a region.
-pub const END_MARKER: &str = "// lab:end";
+/// The comment that opens a region.
+pub const BEGIN: &str = "lab:begin";
+/// The comment that closes a region.
+pub const END: &str = "lab:end";
+/// The tag of the markers, as [`crate::markers`] takes it.
+const TAG: &str = "lab";
 
 /// Errors in the markers of a source file.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum RegionError {
     /// A `lab:begin` inside another region.
     #[error("{file}:{line}: region '{name}' begins inside region '{outer}' (opened at line {outer_line}); regions do not nest")]
@@ -92,7 +97,7 @@ pub enum RegionError {
         /// The region's name.
         name: String,
     },
-    /// Braces that do not balance inside a region.
+    /// A function that begins inside a region and ends after it.
     #[error("{file}:{line}: region '{name}': a function body's braces do not close inside the region")]
     Unbalanced {
         /// The file.
@@ -101,6 +106,17 @@ pub enum RegionError {
         line: usize,
         /// The region's name.
         name: String,
+    },
+    /// A file with regions that does not parse as Rust, so its functions cannot be found.
+    #[error("{file}:{line}: cannot find the functions of the solution regions: {source}")]
+    Parse {
+        /// The file.
+        file: PathBuf,
+        /// The line of the syntax error.
+        line: usize,
+        /// The syntax error.
+        #[source]
+        source: syn::Error,
     },
 }
 
@@ -158,82 +174,101 @@ fn stage_folder(file: &Path) -> Option<(u32, String)> {
 /// # Errors
 /// The first [`RegionError`] in the file.
 pub fn parse_file(file: &Path, text: &str) -> Result<Vec<Region>, RegionError> {
+    let mut regions = find_regions(file, text)?;
+    if regions.is_empty() {
+        return Ok(regions);
+    }
+    let functions = parse_functions(file, text)?;
+    for region in &mut regions {
+        region.functions = functions_of(region, &functions)?.iter().map(|f| f.name.clone()).collect();
+    }
+    Ok(regions)
+}
+
+/// The regions of one file as its markers give them, without their functions.
+fn find_regions(file: &Path, text: &str) -> Result<Vec<Region>, RegionError> {
+    let malformed = |line, reason| RegionError::Malformed { file: file.to_path_buf(), line, reason };
     let mut regions: Vec<Region> = Vec::new();
     let mut open: Option<Region> = None;
-    for (index, line) in text.lines().enumerate() {
-        let number = index + 1;
-        let trimmed = line.trim_start();
-        if let Some(rest) = trimmed.strip_prefix(BEGIN_MARKER) {
-            let (name, message) = parse_begin(rest).map_err(|reason| RegionError::Malformed {
-                file: file.to_path_buf(),
-                line: number,
-                reason,
-            })?;
+    for marker in crate::markers(text, TAG) {
+        let line = marker.line;
+        if marker.keyword == BEGIN {
+            let (name, message) = parse_begin(marker.args).map_err(|reason| malformed(line, reason))?;
             if let Some(outer) = &open {
                 return Err(RegionError::Nested {
                     file: file.to_path_buf(),
-                    line: number,
+                    line,
                     name,
                     outer: outer.name.clone(),
                     outer_line: outer.begin_line,
                 });
             }
-            let stage = stage_of(file, &name).map_err(|reason| RegionError::Malformed {
-                file: file.to_path_buf(),
-                line: number,
-                reason,
-            })?;
+            let stage = stage_of(file, &name).map_err(|reason| malformed(line, reason))?;
             open = Some(Region {
                 name,
                 stage,
                 file: file.to_path_buf(),
-                begin_line: number,
+                begin_line: line,
                 end_line: 0,
                 message,
                 functions: Vec::new(),
             });
-        } else if let Some(rest) = trimmed.strip_prefix(END_MARKER) {
-            if !rest.trim().is_empty() {
-                return Err(RegionError::Malformed {
-                    file: file.to_path_buf(),
-                    line: number,
-                    reason: format!("unexpected text after `// lab:end`: '{}'", rest.trim()),
-                });
+        } else if marker.keyword == END {
+            if !marker.args.is_empty() {
+                return Err(malformed(line, format!("unexpected text after `// {END}`: '{}'", marker.args)));
             }
-            let mut region =
-                open.take().ok_or(RegionError::EndWithoutBegin { file: file.to_path_buf(), line: number })?;
-            region.end_line = number;
+            let mut region = open.take().ok_or(RegionError::EndWithoutBegin { file: file.to_path_buf(), line })?;
+            region.end_line = line;
             regions.push(region);
-        } else if trimmed.starts_with("// lab:") {
-            return Err(RegionError::Malformed {
-                file: file.to_path_buf(),
-                line: number,
-                reason: "unknown `lab:` marker".to_string(),
-            });
+        } else {
+            return Err(malformed(line, format!("unknown `{TAG}:` marker")));
         }
     }
     if let Some(region) = open {
         return Err(RegionError::Unterminated { file: file.to_path_buf(), line: region.begin_line, name: region.name });
     }
-    // Each region must have something to stub, and its braces must balance.
-    let lines: Vec<&str> = text.lines().collect();
-    for region in &mut regions {
-        let inside = lines[region.begin_line..region.end_line - 1].join("\n");
-        let (_, functions) = stub_functions(&inside, |_| String::new()).ok_or_else(|| RegionError::Unbalanced {
-            file: file.to_path_buf(),
-            line: region.begin_line,
-            name: region.name.clone(),
-        })?;
-        if functions.is_empty() {
-            return Err(RegionError::NoFunction {
-                file: file.to_path_buf(),
+    Ok(regions)
+}
+
+/// The functions of `text`, the contents of `file`.
+fn parse_functions(file: &Path, text: &str) -> Result<Vec<Function>, RegionError> {
+    functions::functions(text).map_err(|source| RegionError::Parse {
+        file: file.to_path_buf(),
+        line: source.span().start().line,
+        source,
+    })
+}
+
+/// The functions whose bodies the stub of `region` replaces: each whose `fn` is inside the
+/// region (a doc comment or attribute may stand above the begin marker), except those nested in
+/// another, which go with its body.
+///
+/// # Errors
+/// [`RegionError::Unbalanced`] for a function that ends after the region,
+/// [`RegionError::NoFunction`] when there is none.
+fn functions_of<'a>(region: &Region, functions: &'a [Function]) -> Result<Vec<&'a Function>, RegionError> {
+    let mut inside: Vec<&Function> = Vec::new();
+    for function in functions.iter().filter(|f| region.begin_line < f.fn_line && f.fn_line < region.end_line) {
+        if function.end_line >= region.end_line {
+            return Err(RegionError::Unbalanced {
+                file: region.file.clone(),
                 line: region.begin_line,
                 name: region.name.clone(),
             });
         }
-        region.functions = functions;
+        if inside.last().is_some_and(|outer| outer.body.end > function.body.start) {
+            continue;
+        }
+        inside.push(function);
     }
-    Ok(regions)
+    if inside.is_empty() {
+        return Err(RegionError::NoFunction {
+            file: region.file.clone(),
+            line: region.begin_line,
+            name: region.name.clone(),
+        });
+    }
+    Ok(inside)
 }
 
 /// `solution NAME ["MESSAGE"]` → (NAME, MESSAGE).
@@ -306,225 +341,23 @@ pub fn parse_tree(files: &BTreeMap<PathBuf, String>) -> Result<Vec<Region>, Regi
 
 /// `text` (the whole file whose regions are `regions`) with the function bodies of the regions
 /// named in `stub` replaced by stubs.
-pub fn stub_file(text: &str, regions: &[Region], stub: &dyn Fn(&Region) -> bool) -> String {
-    let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    let mut out = String::with_capacity(text.len());
-    let mut next = 0; // the next line (0-based) to copy
-    for region in regions.iter().filter(|r| stub(r)) {
-        // Copy up to and including the begin marker, stub the inside, keep the end marker.
-        out.extend(lines[next..region.begin_line].iter().copied());
-        let inside: String = lines[region.begin_line..region.end_line - 1].concat();
-        let (stubbed, _) = stub_functions(&inside, |function| region.stub_message(function))
-            .expect("parse_file checked that the region's braces balance");
-        out += &stubbed;
-        next = region.end_line - 1;
-    }
-    out.extend(lines[next..].iter().copied());
-    out
-}
-
-/// Replaces the body of every function in `source` by `todo!(message(name))`; returns the new
-/// text and the functions' names, or `None` if a body does not close.
-pub fn stub_functions(source: &str, message: impl Fn(&str) -> String) -> Option<(String, Vec<String>)> {
-    let tokens = tokenize(source);
-    let mut out = String::with_capacity(source.len());
-    let mut copied = 0; // bytes of `source` already handled
-    let mut names = Vec::new();
-    let mut i = 0;
-    while i < tokens.len() {
-        let is_fn = tokens[i].text(source) == "fn" && tokens.get(i + 1).is_some_and(|t| t.kind == Kind::Ident);
-        if !is_fn {
-            i += 1;
-            continue;
-        }
-        let name = tokens[i + 1].text(source).to_string();
-        // The signature ends at the first `{` or `;` outside parentheses and brackets.
-        let mut depth = 0i32;
-        let mut j = i + 2;
-        let open = loop {
-            let token = tokens.get(j)?;
-            match token.text(source) {
-                "(" | "[" => depth += 1,
-                ")" | "]" => depth -= 1,
-                ";" if depth == 0 => break None,
-                "{" if depth == 0 => break Some(j),
-                _ => {}
-            }
-            j += 1;
-        };
-        let Some(open) = open else {
-            i = j + 1; // a declaration without a body (in a trait)
-            continue;
-        };
-        let mut braces = 0i32;
-        let mut close = open;
-        loop {
-            match tokens.get(close)?.text(source) {
-                "{" => braces += 1,
-                "}" => {
-                    braces -= 1;
-                    if braces == 0 {
-                        break;
-                    }
-                }
-                _ => {}
-            }
-            close += 1;
-        }
-        let fn_start = tokens[i].start;
-        let line_start = source[..fn_start].rfind('\n').map_or(0, |n| n + 1);
-        let indent: String = source[line_start..].chars().take_while(|c| *c == ' ' || *c == '\t').collect();
-        out += &source[copied..tokens[open].start];
-        let _ = write!(out, "{{\n{indent}    todo!(\"{}\")\n{indent}}}", escape_format(&message(&name)));
-        copied = tokens[close].start + 1;
-        names.push(name);
-        i = close + 1;
-    }
-    out += &source[copied..];
-    Some((out, names))
-}
-
-/// Makes `text` safe inside the format string of `todo!("...")`.
-fn escape_format(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('"', "\\\"").replace('{', "{{").replace('}', "}}")
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Ident,
-    Punct,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Token {
-    kind: Kind,
-    start: usize,
-    end: usize,
-}
-
-impl Token {
-    fn text(self, source: &str) -> &str {
-        &source[self.start..self.end]
-    }
-}
-
-/// Identifiers and punctuation of Rust source; comments, strings, characters, lifetimes and
-/// numbers are skipped (enough to find `fn NAME ... { ... }` reliably).
-fn tokenize(source: &str) -> Vec<Token> {
-    let bytes = source.as_bytes();
-    let ident_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80;
-    let mut tokens = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        let next = bytes.get(i + 1).copied().unwrap_or(0);
-        if b.is_ascii_whitespace() {
-            i += 1;
-        } else if b == b'/' && next == b'/' {
-            i = source[i..].find('\n').map_or(bytes.len(), |n| i + n);
-        } else if b == b'/' && next == b'*' {
-            let mut depth = 0;
-            while i < bytes.len() {
-                if bytes[i..].starts_with(b"/*") {
-                    depth += 1;
-                    i += 2;
-                } else if bytes[i..].starts_with(b"*/") {
-                    depth -= 1;
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    i += 1;
-                }
-            }
-        } else if b == b'"' {
-            i = skip_string(bytes, i + 1);
-        } else if b == b'\'' {
-            i = skip_quote(bytes, i);
-        } else if b.is_ascii_digit() {
-            while i < bytes.len() && (ident_byte(bytes[i]) || bytes[i] == b'.' && bytes.get(i + 1) != Some(&b'.')) {
-                i += 1;
-            }
-        } else if ident_byte(b) {
-            let start = i;
-            while i < bytes.len() && ident_byte(bytes[i]) {
-                i += 1;
-            }
-            let word = &source[start..i];
-            let after = bytes.get(i).copied().unwrap_or(0);
-            match (word, after) {
-                // Raw strings r"..", r#".."#, br"..", cr"..".
-                ("r" | "br" | "cr", b'"' | b'#') if raw_string_end(bytes, i).is_some() => {
-                    i = raw_string_end(bytes, i).unwrap_or(bytes.len());
-                }
-                // Byte and C strings, byte characters.
-                ("b" | "c", b'"') => i = skip_string(bytes, i + 1),
-                ("b", b'\'') => i = skip_quote(bytes, i),
-                _ => tokens.push(Token { kind: Kind::Ident, start, end: i }),
-            }
-        } else {
-            tokens.push(Token { kind: Kind::Punct, start: i, end: i + 1 });
-            i += 1;
-        }
-    }
-    tokens
-}
-
-/// After the opening quote at `i - 1`: the index after the closing quote.
-fn skip_string(bytes: &[u8], mut i: usize) -> usize {
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' => i += 2,
-            b'"' => return i + 1,
-            _ => i += 1,
-        }
-    }
-    bytes.len()
-}
-
-/// At a `'`: skips a character literal or a lifetime.
-fn skip_quote(bytes: &[u8], i: usize) -> usize {
-    if bytes.get(i + 1) == Some(&b'\\') {
-        // An escaped character: up to the closing quote.
-        let mut j = i + 2;
-        while j < bytes.len() && bytes[j] != b'\'' {
-            j += 1;
-        }
-        return j + 1;
-    }
-    // One (UTF-8) character and a closing quote, or else a lifetime.
-    let width = match bytes.get(i + 1) {
-        Some(&b) if b < 0x80 => 1,
-        Some(&b) if b >= 0xf0 => 4,
-        Some(&b) if b >= 0xe0 => 3,
-        Some(_) => 2,
-        None => return bytes.len(),
+///
+/// # Errors
+/// As [`parse_file`], if `text` is not the text the regions were found in.
+pub fn stub_file(text: &str, regions: &[Region], stub: &dyn Fn(&Region) -> bool) -> Result<String, RegionError> {
+    let chosen: Vec<&Region> = regions.iter().filter(|r| stub(r)).collect();
+    let Some(first) = chosen.first() else {
+        return Ok(text.to_string());
     };
-    if bytes.get(i + 1 + width) == Some(&b'\'') {
-        return i + 2 + width;
-    }
-    let mut j = i + 1;
-    while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_') {
-        j += 1;
-    }
-    j
-}
-
-/// At `i`, after `r`/`br`/`cr`: `#`s, a quote, ..., a quote and as many `#`s. The index after.
-fn raw_string_end(bytes: &[u8], i: usize) -> Option<usize> {
-    let hashes = bytes[i..].iter().take_while(|&&b| b == b'#').count();
-    if bytes.get(i + hashes) != Some(&b'"') {
-        return None; // a raw identifier (r#type)
-    }
-    let mut j = i + hashes + 1;
-    while j < bytes.len() {
-        if bytes[j] == b'"' && bytes[j + 1..].iter().take(hashes).filter(|&&b| b == b'#').count() == hashes {
-            return Some(j + 1 + hashes);
+    let functions = parse_functions(&first.file, text)?;
+    let mut stubs = Vec::new();
+    for region in chosen {
+        for function in functions_of(region, &functions)? {
+            stubs.push((function, region.stub_message(&function.name)));
         }
-        j += 1;
     }
-    Some(bytes.len())
+    stubs.sort_by_key(|(function, _)| function.body.start);
+    Ok(functions::stub_bodies(text, &stubs))
 }
 
 #[cfg(test)]
@@ -565,7 +398,7 @@ fn untouched() -> u8 { 3 }
     #[test]
     fn stubs_replace_function_bodies_and_keep_everything_else() {
         let regions = parse(ONE).unwrap();
-        let out = stub_file(ONE, &regions, &|_| true);
+        let out = stub_file(ONE, &regions, &|_| true).unwrap();
         let expected = "\
 use x;
 // lab:begin solution stage5-uart-iir \"compute IIR\"
@@ -583,25 +416,20 @@ impl Uart {
 fn untouched() -> u8 { 3 }
 ";
         assert_eq!(out, expected);
-        assert_eq!(stub_file(ONE, &regions, &|_| false), ONE, "unselected regions stay");
+        assert_eq!(stub_file(ONE, &regions, &|_| false).unwrap(), ONE, "unselected regions stay");
     }
 
     #[test]
     fn without_a_message_the_stub_names_the_function() {
         let text = "// lab:begin solution stage1-up\nfn up(b: u8) -> u8 {\n    b\n}\n// lab:end\n";
         let regions = parse_file(Path::new("stages/01-hello/src/lib.rs"), text).unwrap();
-        let out = stub_file(text, &regions, &|_| true);
+        let out = stub_file(text, &regions, &|_| true).unwrap();
         assert!(
             out.contains(
                 "todo!(\"stage 1 exercise stage1-up (fn up): write the body of `up`; see labs/stage01-hello.md\")"
             ),
             "{out}"
         );
-    }
-
-    #[test]
-    fn braces_in_messages_are_escaped_for_the_format_string() {
-        assert_eq!(escape_format("a {b} \"c\""), "a {{b}} \\\"c\\\"");
     }
 
     #[test]
@@ -627,7 +455,8 @@ fn untouched() -> u8 { 3 }
     #[test]
     fn an_end_without_begin_is_an_error() {
         let err = parse("fn a() {}\n    // lab:end\n").unwrap_err();
-        assert_eq!(err, RegionError::EndWithoutBegin { file: "stages/05-serial/src/uart.rs".into(), line: 2 });
+        assert!(matches!(err, RegionError::EndWithoutBegin { line: 2, .. }), "{err:?}");
+        assert_eq!(err.to_string(), "stages/05-serial/src/uart.rs:2: `// lab:end` without a `// lab:begin` before it");
     }
 
     #[test]
@@ -678,13 +507,44 @@ fn untouched() -> u8 { 3 }
     }
 
     #[test]
-    fn lifetimes_chars_and_raw_identifiers_do_not_confuse_the_tokenizer() {
-        let source = "fn f<'a>(x: &'a u8, r#type: u8) -> char { let q = '\\''; let b = b'{'; '{' }\nfn g() {}";
-        let (out, names) = stub_functions(source, |n| format!("do {n}")).unwrap();
-        assert_eq!(names, vec!["f", "g"]);
-        assert_eq!(
-            out,
-            "fn f<'a>(x: &'a u8, r#type: u8) -> char {\n    todo!(\"do f\")\n}\nfn g() {\n    todo!(\"do g\")\n}"
-        );
+    fn only_the_outer_of_nested_functions_is_stubbed_and_trait_declarations_are_kept() {
+        let text = "\
+// lab:begin solution stage5-a
+trait Device {
+    fn reset(&mut self);
+    fn read(&self) -> u8 {
+        fn helper() -> u8 { 1 }
+        helper()
+    }
+}
+// lab:end
+";
+        let regions = parse(text).unwrap();
+        assert_eq!(regions[0].functions, vec!["read"]);
+        let expected = "\
+// lab:begin solution stage5-a
+trait Device {
+    fn reset(&mut self);
+    fn read(&self) -> u8 {
+        todo!(\"stage 5 exercise stage5-a (fn read): write the body of `read`; see labs/stage05-serial.md\")
+    }
+}
+// lab:end
+";
+        assert_eq!(stub_file(text, &regions, &|_| true).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_doc_comment_above_the_begin_marker_does_not_take_the_function_out() {
+        let text = "/// Doc.\n// lab:begin solution stage5-a\nfn a() -> u8 { 1 }\n// lab:end\n";
+        assert_eq!(parse(text).unwrap()[0].functions, vec!["a"]);
+    }
+
+    #[test]
+    fn a_file_with_regions_must_parse_and_one_without_need_not() {
+        let err = parse("// lab:begin solution stage5-a\nfn a() {}\n// lab:end\nfn b( {}\n").unwrap_err();
+        assert!(matches!(err, RegionError::Parse { line: 4, .. }), "{err:?}");
+        assert!(err.to_string().starts_with("stages/05-serial/src/uart.rs:4: cannot find the functions"), "{err}");
+        assert_eq!(parse("fn b( {}\n").unwrap(), []);
     }
 }

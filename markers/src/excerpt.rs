@@ -1,8 +1,9 @@
-//! Code excerpts by named markers: `// qa:begin NAME` … `// qa:end NAME` in the real source.
+//! Quiz excerpts: `// qa:begin NAME` … `// qa:end NAME` in the real source.
 //!
 //! The course this replaces showed code by fixed line ranges, which silently showed the wrong
-//! lines once the code moved. A marker moves with the code, and [`crate::lint`] fails when one
-//! is lost, so an excerpt is always the code it was written for.
+//! lines once the code moved. A marker moves with the code, and `qa lint` fails when one is
+//! lost, so an excerpt is always the code it was written for. Excerpts may overlap and may sit
+//! inside or around a solution region: each pairs only with its own name.
 
 use std::path::Path;
 
@@ -72,21 +73,13 @@ impl Excerpt {
     }
 }
 
-/// The marker name on `line` after `keyword`, if the line is such a marker comment.
-fn marker_name<'a>(line: &'a str, keyword: &str) -> Option<&'a str> {
-    let (before, after) = line.split_once(keyword)?;
-    // Only in a comment, and only the whole keyword (`qa:begin` is not `qa:beginning`).
-    if !before.contains("//") || !after.starts_with(char::is_whitespace) {
-        return None;
-    }
-    after.split_whitespace().next()
-}
-
-/// Every `(name, line)` of `keyword` markers in `text`.
+/// Every `(name, line)` of `keyword` markers (`qa:begin`, `qa:end`) in `text`.
 pub fn scan(text: &str, keyword: &str) -> Vec<(String, usize)> {
-    text.lines()
-        .enumerate()
-        .filter_map(|(i, line)| marker_name(line, keyword).map(|name| (name.to_string(), i + 1)))
+    let tag = keyword.split(':').next().unwrap_or(keyword);
+    crate::markers(text, tag)
+        .into_iter()
+        .filter(|marker| marker.keyword == keyword)
+        .filter_map(|marker| Some((marker.args.split_whitespace().next()?.to_string(), marker.line)))
         .collect()
 }
 
@@ -154,7 +147,8 @@ mod tests {
 
     #[test]
     fn only_whole_marker_comments_count() {
-        let text = "let s = \"qa:begin fake\";\n// qa:beginning x\n// qa:begin real\n// qa:end real\n";
-        assert_eq!(scan(text, BEGIN), [("real".to_string(), 3)]);
+        let text = "let s = \"qa:begin fake\";\n// qa:beginning x\n// qa:begin\n// qa:begin real\n// qa:end real\n";
+        assert_eq!(scan(text, BEGIN), [("real".to_string(), 4)]);
+        assert_eq!(scan(text, END), [("real".to_string(), 5)]);
     }
 }
