@@ -70,6 +70,27 @@ pub fn translate_gva(mem: &GuestMemory, cr3: u64, gva: u64) -> Option<u64> {
     Some(table | (gva & 0xfff))
 }
 
+/// Maps the 4 KiB page at guest-virtual `gva` to guest-physical `gpa` in the 4-level tables
+/// rooted at `cr3`, taking any missing table from `free_tables` (a bump pointer to zeroed,
+/// page-aligned guest RAM, advanced by 4 KiB per table). For tests and demo guests that need
+/// a mapping the identity tables do not have, such as the top of the address space.
+pub fn map_4k_page(mem: &GuestMemory, cr3: u64, gva: u64, gpa: u64, free_tables: &mut u64) -> Result<(), MemoryError> {
+    let mut table = cr3 & PTE_ADDRESS_MASK;
+    for level in (1..4).rev() {
+        let slot = GuestAddress(table + ((gva >> (12 + 9 * level)) & 0x1ff) * 8);
+        let entry: u64 = mem.read_obj(slot)?;
+        table = if entry & PTE_PRESENT != 0 {
+            entry & PTE_ADDRESS_MASK
+        } else {
+            let next = *free_tables;
+            *free_tables += 0x1000;
+            mem.write_obj(slot, next | PTE_PRESENT | PTE_WRITABLE)?;
+            next
+        };
+    }
+    mem.write_obj(GuestAddress(table + ((gva >> 12) & 0x1ff) * 8), (gpa & PTE_ADDRESS_MASK) | PTE_PRESENT)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +129,17 @@ mod tests {
         mem.write_obj(GuestAddress(0x13000 + 8 * 3), 0x55000u64 | PTE_PRESENT).unwrap();
         assert_eq!(translate_gva(&mem, 0x10000, 0x3abc), Some(0x55abc));
         assert_eq!(translate_gva(&mem, 0x10000, 0x4abc), None, "not present");
+    }
+
+    #[test]
+    fn a_page_mapped_at_the_top_of_the_address_space_is_found() {
+        let mem = memory();
+        let cr3 = setup_identity_paging(&mem).unwrap();
+        let mut free_tables = 0x10_0000;
+        map_4k_page(&mem, cr3, 0xffff_ffff_ffff_f000, 0x55000, &mut free_tables).unwrap();
+        assert_eq!(translate_gva(&mem, cr3, u64::MAX), Some(0x55fff));
+        assert_eq!(free_tables, 0x10_3000, "three new tables: PDPT, PD, PT");
+        assert_eq!(translate_gva(&mem, cr3, 0x1234), Some(0x1234), "the identity map is untouched");
     }
 
     #[test]

@@ -74,7 +74,8 @@ impl SyscallFixup {
         SyscallFixup { memory, state: Mutex::default(), exits: AtomicU64::new(0), completed: AtomicU64::new(0) }
     }
 
-    fn installed(&self) -> Option<SyscallHook> {
+    /// The hook, once it is in.
+    pub fn hook(&self) -> Option<SyscallHook> {
         match *self.state.lock().unwrap_or_else(|e| e.into_inner()) {
             HookState::Installed(hook) => Some(hook),
             _ => None,
@@ -141,7 +142,7 @@ impl ExitHook for SyscallFixup {
     }
 
     fn emulation_failure(&self, _vcpu: u8, fd: &VcpuFd, memory: &GuestMemory) -> Emulated {
-        let Some(hook) = self.installed() else { return Emulated::NotMine };
+        let Some(hook) = self.hook() else { return Emulated::NotMine };
         let (Ok(regs), Ok(sregs)) = (fd.get_regs(), fd.get_sregs()) else { return Emulated::NotMine };
         if regs.rip != hook.address {
             return Emulated::NotMine;
