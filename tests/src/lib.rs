@@ -6,12 +6,13 @@
 //! file through [`assert_stage_passes`]; the grader reads the same files.
 #![deny(missing_docs)]
 
+pub mod during;
 pub mod guest;
 pub mod run;
 pub mod spec;
 
 pub use run::{run_checkpoint, CheckResult, Ending, RunResult};
-pub use spec::{load_file, load_stage, stage_file, Check, Checkpoint};
+pub use spec::{load_file, load_stage, stage_file, Check, Checkpoint, Step};
 
 use std::path::{Path, PathBuf};
 

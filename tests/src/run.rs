@@ -1,12 +1,13 @@
 //! Running one checkpoint: spawn, feed stdin, collect output, enforce the timeout (and stop a
 //! run that lingers after a panic, see [`PANIC_GRACE`]), match.
 
-use crate::spec::Checkpoint;
+use crate::during;
+use crate::spec::{Checkpoint, Step};
 use regex::Regex;
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The outcome of one check.
@@ -113,7 +114,13 @@ pub fn run_checkpoint(checkpoint: &Checkpoint, binary: &Path, repo: &Path) -> Ru
     }
     let start = Instant::now();
     let args: Vec<String> = checkpoint.args.iter().map(expand).collect();
-    let (ending, mut output) = match spawn_and_wait(binary, &args, checkpoint.stdin.as_deref(), checkpoint.timeout) {
+    let steps: Vec<Step> = checkpoint
+        .steps
+        .iter()
+        .map(|step| Step { monitor: step.monitor.as_ref().map(expand), ..step.clone() })
+        .collect();
+    let run = spawn_and_wait(binary, &args, checkpoint.stdin.as_deref(), &steps, checkpoint.timeout);
+    let (ending, mut output, captures) = match run {
         Ok(done) => done,
         Err(e) => return failed_setup(checkpoint, &format!("cannot run {}: {e}", binary.display())),
     };
@@ -126,12 +133,13 @@ pub fn run_checkpoint(checkpoint: &Checkpoint, binary: &Path, repo: &Path) -> Ru
         .checks
         .iter()
         .map(|check| {
-            let found = Regex::new(&check.pattern).map(|re| re.is_match(&output)).unwrap_or(false);
+            let pattern = during::fill_check_pattern(&check.pattern, &captures);
+            let found = Regex::new(&pattern).map(|re| re.is_match(&output)).unwrap_or(false);
             let passed = found != check.absent;
             let message = match (passed, check.absent) {
                 (true, _) => String::new(),
-                (false, false) => format!("expected output matching /{}/", check.pattern),
-                (false, true) => format!("output must not match /{}/", check.pattern),
+                (false, false) => format!("expected output matching /{pattern}/"),
+                (false, true) => format!("output must not match /{pattern}/"),
             };
             CheckResult {
                 name: check.name.clone(),
@@ -220,33 +228,44 @@ pub const PANIC_GRACE: Duration = Duration::from_secs(5);
 const PANIC_MARKER: &[u8] = b"panicked at";
 
 enum Event {
+    /// Bytes from stdout (0), stderr (1) or a step's monitor transcript (2).
     Data(usize, Vec<u8>),
     Closed,
     Exited(std::io::Result<std::process::ExitStatus>),
 }
 
-/// Runs the binary until it exits, times out, or lingers after a panic.
+/// Runs the binary until it exits, times out, or lingers after a panic, taking `steps` as its
+/// output matches them. Returns the ending, the output, and the groups of the first step's match.
 fn spawn_and_wait(
     binary: &Path,
     args: &[String],
     stdin: Option<&str>,
+    steps: &[Step],
     timeout: u64,
-) -> std::io::Result<(Ending, String)> {
+) -> std::io::Result<(Ending, String, Vec<String>)> {
+    let keep_stdin = steps.iter().any(|step| step.input.is_some());
     let mut child = Command::new(binary)
         .args(args)
         // A panic's message is what a failure report needs; a backtrace would push the rest of
         // the output out of it.
         .env("RUST_BACKTRACE", "0")
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() || keep_stdin { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+    // Input goes through a shared slot so that steps can type more; the last writer closes it.
+    let input: Arc<Mutex<Option<ChildStdin>>> = Arc::new(Mutex::new(child.stdin.take()));
+    if let Some(text) = stdin {
         let text = text.to_string();
+        let input = Arc::clone(&input);
         // Written from a thread so that a guest that does not read cannot block the harness.
-        std::thread::spawn(move || pipe.write_all(text.as_bytes()));
+        std::thread::spawn(move || write_input(&input, &text, !keep_stdin));
     }
     let (events, received) = mpsc::channel();
+    let mut pending_steps: Vec<(Regex, Step)> =
+        steps.iter().filter_map(|step| Regex::new(&step.output).ok().map(|re| (re, step.clone()))).collect();
+    let steps_left = Arc::new(std::sync::atomic::AtomicUsize::new(pending_steps.len()));
+    let mut captures: Option<Vec<String>> = None;
     let pipes: [Option<Box<dyn Read + Send>>; 2] = [
         child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
         child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
@@ -272,6 +291,7 @@ fn spawn_and_wait(
             let _ = events.send(Event::Closed);
         });
     }
+    let step_events = events.clone();
     let pid = child.id();
     std::thread::spawn(move || {
         let _ = events.send(Event::Exited(child.wait()));
@@ -288,7 +308,7 @@ fn spawn_and_wait(
     let mut status: Option<std::process::ExitStatus> = None;
     // Once the process has exited, its pipes close at once unless a child of its own holds them.
     let mut drain_deadline: Option<Instant> = None;
-    let mut buffers = [Vec::new(), Vec::new()];
+    let mut buffers = [Vec::new(), Vec::new(), Vec::new()];
     while status.is_none() || open > 0 {
         let wake = match (drain_deadline, killed) {
             (Some(drain), _) => drain,
@@ -304,6 +324,22 @@ fn spawn_and_wait(
                     && buffers[index][from..].windows(PANIC_MARKER.len()).any(|w| w == PANIC_MARKER)
                 {
                     panic_deadline = Some(Instant::now() + PANIC_GRACE);
+                }
+                if index < 2 && !pending_steps.is_empty() {
+                    let seen =
+                        String::from_utf8_lossy(&buffers[0]).into_owned() + &String::from_utf8_lossy(&buffers[1]);
+                    pending_steps.retain(|(pattern, step)| {
+                        let Some(groups) = during::first_match(pattern, &seen) else { return true };
+                        captures.get_or_insert_with(|| groups.clone());
+                        start_step(
+                            step.clone(),
+                            groups,
+                            step_events.clone(),
+                            Arc::clone(&input),
+                            Arc::clone(&steps_left),
+                        );
+                        false
+                    });
                 }
             }
             Ok(Event::Closed) => open -= 1,
@@ -327,7 +363,39 @@ fn spawn_and_wait(
     // The guest's tty turns "\n" into "\r\n"; match lines as a terminal shows them.
     let output = output.replace("\r\n", "\n");
     let ending = killed.unwrap_or(Ending::Exited(status.and_then(|s| s.code())));
-    Ok((ending, output))
+    Ok((ending, output, captures.unwrap_or_default()))
+}
+
+/// Takes one step on its own thread: the monitor commands, then the input. The last step to
+/// finish closes standard input.
+fn start_step(
+    step: Step,
+    groups: Vec<String>,
+    events: mpsc::Sender<Event>,
+    input: Arc<Mutex<Option<ChildStdin>>>,
+    steps_left: Arc<std::sync::atomic::AtomicUsize>,
+) {
+    std::thread::spawn(move || {
+        if let Some(socket) = &step.monitor {
+            let commands: Vec<String> = step.send.iter().map(|c| during::fill_groups(c, &groups)).collect();
+            let transcript = during::talk_to_monitor(socket, &commands);
+            let _ = events.send(Event::Data(2, format!("\n{transcript}\n").into_bytes()));
+        }
+        let last = steps_left.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1;
+        write_input(&input, step.input.as_deref().unwrap_or(""), last);
+    });
+}
+
+/// Writes `text` to the binary's standard input, and closes it (EOF) if `close`.
+fn write_input(input: &Mutex<Option<ChildStdin>>, text: &str, close: bool) {
+    let mut slot = input.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(pipe) = slot.as_mut() {
+        // A binary that exited or closed its input: nothing more to type.
+        let _ = pipe.write_all(text.as_bytes()).and_then(|()| pipe.flush());
+    }
+    if close {
+        slot.take();
+    }
 }
 
 #[cfg(test)]
@@ -337,6 +405,7 @@ mod tests {
 
     fn shell(script: &str, timeout: u64) -> Checkpoint {
         Checkpoint {
+            steps: Vec::new(),
             name: "shell".into(),
             args: vec!["-c".into(), script.into()],
             stdin: None,
@@ -363,6 +432,27 @@ mod tests {
         checkpoint.before = vec!["false".into()];
         let result = run_checkpoint(&checkpoint, Path::new("/bin/sh"), Path::new("/"));
         assert!(!result.passed() && result.checks[0].message.contains("set-up command failed: false"));
+    }
+
+    #[test]
+    fn a_step_types_input_once_the_output_matches_and_checks_see_its_groups() {
+        // The "guest" prints a token, then waits for a line; the step types one back.
+        let mut checkpoint = shell("echo token=0xbeef; read line; echo got $line", 10);
+        checkpoint.steps = vec![Step {
+            output: "token=(0x[0-9a-f]+)".into(),
+            monitor: None,
+            send: vec![],
+            input: Some("go\n".into()),
+        }];
+        checkpoint.checks[0].pattern = "(?m)^got go$".into();
+        checkpoint.checks.push(Check {
+            name: "groups".into(),
+            points: 1,
+            pattern: "token={when:1}\n".into(),
+            absent: false,
+        });
+        let result = run_checkpoint(&checkpoint, Path::new("/bin/sh"), Path::new("/"));
+        assert!(result.passed(), "{}", result.report());
     }
 
     #[test]

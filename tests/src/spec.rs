@@ -12,6 +12,11 @@
 //! before = ["cp {repo}/labs/guest/out/disk.ext4 {work}/disk.ext4"]  # host commands, optional
 //! after = ["debugfs -R 'cat /hello' {work}/disk.ext4"]  # their output is checked too
 //!
+//! [[checkpoint.when]]                 # optional: steps while it runs (see `during`)
+//! output = 'gva=(0x[0-9a-f]+)'
+//! monitor = "{work}/monitor.sock"
+//! send = ["translate {1}"]
+//!
 //! [[checkpoint.check]]                # graded checks on that one run's output
 //! name = "marker"
 //! points = 5
@@ -52,9 +57,27 @@ pub struct Checkpoint {
     /// behind); each one's command line and output are appended to the output the checks see.
     #[serde(default)]
     pub after: Vec<String>,
+    /// Steps taken while the binary runs, each once, when its output first matches.
+    #[serde(default, rename = "when")]
+    pub steps: Vec<Step>,
     /// The graded checks.
     #[serde(rename = "check")]
     pub checks: Vec<Check>,
+}
+
+/// A step taken while the binary runs (see [`crate::during`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// A regular expression over the output so far; its first match triggers the step.
+    pub output: String,
+    /// The monitor's Unix socket (`{work}` and `{repo}` are replaced).
+    pub monitor: Option<String>,
+    /// Monitor command lines; `{1}`, `{2}`, … are the match's groups.
+    #[serde(default)]
+    pub send: Vec<String>,
+    /// Bytes written to the binary's standard input after the monitor commands.
+    pub input: Option<String>,
 }
 
 /// One graded pattern.
@@ -98,6 +121,10 @@ pub fn load_file(path: &Path) -> Result<Vec<Checkpoint>, String> {
     let file: StageFile = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let path = path.display();
     for checkpoint in &file.checkpoint {
+        for step in &checkpoint.steps {
+            regex::Regex::new(&step.output)
+                .map_err(|e| format!("{path}: checkpoint '{}': bad step pattern: {e}", checkpoint.name))?;
+        }
         for check in &checkpoint.checks {
             regex::Regex::new(&check.pattern)
                 .map_err(|e| format!("{path}: check '{}': bad pattern: {e}", check.name))?;

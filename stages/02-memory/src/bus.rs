@@ -71,6 +71,17 @@ pub struct BusHit {
     pub offset: u64,
 }
 
+/// One range of a bus, as [`Bus::ranges`] lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusRangeInfo {
+    /// The device's name.
+    pub name: &'static str,
+    /// The first address (or port).
+    pub base: u64,
+    /// How many addresses.
+    pub len: u64,
+}
+
 /// An address space of devices: disjoint ranges, each owned by one device.
 ///
 /// Ranges can be added and removed while vCPUs run (stage 7 moves PCI BARs), so the map is
@@ -123,6 +134,17 @@ impl Bus {
         fits.then(|| (BusHit { name: range.name, offset }, Arc::clone(&range.device)))
     }
     // qa:end stage2-bus-resolve
+
+    /// Every range on the bus in address order, for monitors and reports.
+    pub fn ranges(&self) -> Vec<BusRangeInfo> {
+        let ranges = self.ranges.read().unwrap_or_else(|e| e.into_inner());
+        ranges.iter().map(|(&base, range)| BusRangeInfo { name: range.name, base, len: range.len }).collect()
+    }
+
+    /// The name of the device whose range holds `addr`, if any.
+    pub fn device_at(&self, addr: u64) -> Option<&'static str> {
+        self.resolve(addr, 1).map(|(hit, _)| hit.name)
+    }
 
     /// Dispatches a read; `None` when no device covers the whole access (the caller decides
     /// what the guest sees then, usually all ones like an empty bus).
@@ -202,6 +224,17 @@ mod tests {
         bus.insert("above", 0x1100, 0x100, recorder()).unwrap();
         assert!(matches!(bus.insert("empty", 0x5000, 0, recorder()), Err(BusError::BadRange { .. })));
         assert!(matches!(bus.insert("wraps", u64::MAX, 2, recorder()), Err(BusError::BadRange { .. })));
+    }
+
+    #[test]
+    fn ranges_are_listed_in_address_order_and_named_by_address() {
+        let bus = Bus::new("pio");
+        bus.insert("uart", 0x3f8, 8, recorder()).unwrap();
+        bus.insert("i8042", 0x60, 5, recorder()).unwrap();
+        let names: Vec<_> = bus.ranges().iter().map(|r| (r.name, r.base, r.len)).collect();
+        assert_eq!(names, [("i8042", 0x60, 5), ("uart", 0x3f8, 8)]);
+        assert_eq!(bus.device_at(0x3ff), Some("uart"));
+        assert_eq!(bus.device_at(0x400), None);
     }
 
     #[test]

@@ -89,7 +89,7 @@ impl StopReason {
 pub struct VmControl {
     stopping: AtomicBool,
     reason: Mutex<Option<StopReason>>,
-    vcpu_threads: Mutex<Vec<libc::pthread_t>>,
+    vcpu_threads: Mutex<Vec<(u8, libc::pthread_t)>>,
 }
 
 thread_local! {
@@ -124,12 +124,12 @@ impl VmControl {
         VmControl::default()
     }
 
-    /// Called by each vCPU thread before its first KVM_RUN.
-    pub fn register_vcpu_thread(&self, run_area: *mut kvm_run) {
+    /// Called by the thread of vCPU `id` before its first KVM_RUN.
+    pub fn register_vcpu_thread(&self, id: u8, run_area: *mut kvm_run) {
         KVM_RUN_AREA.with(|cell| cell.set(run_area));
         // SAFETY: pthread_self has no preconditions.
         let me = unsafe { libc::pthread_self() };
-        self.vcpu_threads.lock().unwrap_or_else(|e| e.into_inner()).push(me);
+        self.vcpu_threads.lock().unwrap_or_else(|e| e.into_inner()).push((id, me));
     }
 
     /// Called by each vCPU thread when it stops running its vCPU.
@@ -137,17 +137,26 @@ impl VmControl {
         KVM_RUN_AREA.with(|cell| cell.set(std::ptr::null_mut()));
         // SAFETY: as above.
         let me = unsafe { libc::pthread_self() };
-        self.vcpu_threads.lock().unwrap_or_else(|e| e.into_inner()).retain(|&t| t != me);
+        self.vcpu_threads.lock().unwrap_or_else(|e| e.into_inner()).retain(|&(_, t)| t != me);
     }
 
     /// Stops the VM for `reason` (the first reason given wins) and kicks every vCPU.
     pub fn request_stop(&self, reason: StopReason) {
         self.reason.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(reason);
         self.stopping.store(true, Ordering::SeqCst);
-        for &thread in self.vcpu_threads.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for &(_, thread) in self.vcpu_threads.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             // SAFETY: registered threads unregister themselves before they exit, under this lock.
             unsafe { libc::pthread_kill(thread, kick_signal()) };
         }
+    }
+
+    /// Kicks vCPU `id` out of KVM_RUN without stopping the VM: its exit hooks' `kicked` runs on
+    /// its thread (to read its registers, sample it, pause it). False if it is not running.
+    pub fn kick_vcpu(&self, id: u8) -> bool {
+        let threads = self.vcpu_threads.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(&(_, thread)) = threads.iter().find(|(vcpu, _)| *vcpu == id) else { return false };
+        // SAFETY: as in `request_stop`: the thread is registered, so it has not exited.
+        unsafe { libc::pthread_kill(thread, kick_signal()) == 0 }
     }
 
     /// Whether a stop was requested.

@@ -110,7 +110,7 @@ impl Vcpu {
     /// vCPU (it halted) does not stop the others.
     pub fn run(mut self, context: &VcpuContext) -> StopReason {
         let control = &context.control;
-        control.register_vcpu_thread(self.fd.get_kvm_run());
+        control.register_vcpu_thread(self.id, self.fd.get_kvm_run());
         // A panic below (a device model's bug, an unfinished lab exercise) must stop the whole
         // VM: otherwise the other vCPUs run on and `join_vcpus` waits for ever.
         let _stop_on_panic = StopOnPanic { control, id: self.id };
