@@ -1,0 +1,13 @@
+//! Stage 8: look inside the running machine.
+//!
+//! Stages 1–7 built a machine; this stage adds the tools to watch it run, as QEMU's monitor
+//! and Firecracker's metrics do, and shows what neither shows: the whole GVA→GPA→HVA→HPA
+//! chain, and which guest functions cause VM exits.
+//! - [`walk`] walks the guest's page tables (GVA→GPA), one recorded level at a time;
+//!
+//! # Resources
+//! - QEMU's monitor: <https://www.qemu.org/docs/master/system/monitor.html>.
+//! - Intel SDM vol. 3A, chapter 4 "Paging".
+#![deny(missing_docs)]
+
+pub mod walk;
