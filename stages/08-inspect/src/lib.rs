@@ -4,10 +4,12 @@
 //! and Firecracker's metrics do, and shows what neither shows: the whole GVA→GPA→HVA→HPA
 //! chain, and which guest functions cause VM exits.
 //! - [`walk`] walks the guest's page tables (GVA→GPA), one recorded level at a time;
+//! - [`pagemap`] finds the host page frame behind a VMM address (HVA→HPA);
 //!
 //! # Resources
 //! - QEMU's monitor: <https://www.qemu.org/docs/master/system/monitor.html>.
 //! - Intel SDM vol. 3A, chapter 4 "Paging".
 #![deny(missing_docs)]
 
+pub mod pagemap;
 pub mod walk;
