@@ -5,6 +5,7 @@
 //! chain, and which guest functions cause VM exits.
 //! - [`walk`] walks the guest's page tables (GVA→GPA), one recorded level at a time;
 //! - [`pagemap`] finds the host page frame behind a VMM address (HVA→HPA);
+//! - [`symbols`] names the guest kernel function that holds an address;
 //!
 //! # Resources
 //! - QEMU's monitor: <https://www.qemu.org/docs/master/system/monitor.html>.
@@ -12,4 +13,5 @@
 #![deny(missing_docs)]
 
 pub mod pagemap;
+pub mod symbols;
 pub mod walk;
