@@ -6,12 +6,14 @@
 //! - [`walk`] walks the guest's page tables (GVA→GPA), one recorded level at a time;
 //! - [`pagemap`] finds the host page frame behind a VMM address (HVA→HPA);
 //! - [`symbols`] names the guest kernel function that holds an address;
+//! - [`monitor`] parses QEMU's monitor commands and prints their answers;
 //!
 //! # Resources
 //! - QEMU's monitor: <https://www.qemu.org/docs/master/system/monitor.html>.
 //! - Intel SDM vol. 3A, chapter 4 "Paging".
 #![deny(missing_docs)]
 
+pub mod monitor;
 pub mod pagemap;
 pub mod symbols;
 pub mod walk;

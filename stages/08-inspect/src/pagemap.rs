@@ -179,7 +179,7 @@ mod tests {
         let pagemap = Pagemap::open().unwrap();
         assert_eq!(pagemap.frame(base + 0x1000).unwrap(), HostFrame::NotPresent);
 
-        mem.write_obj(GuestAddress(0x1008), 0x7472_6976_6976_696du64).unwrap();
+        mem.write_obj(GuestAddress(0x1008), 0x7472_6976_696e_696du64).unwrap();
         mem.write_obj(GuestAddress(0x2000), 1u8).unwrap();
         let first = pagemap.frame(base + 0x1008).unwrap();
         let second = pagemap.frame(base + 0x2000).unwrap();
