@@ -5,6 +5,7 @@
 //! chain, and which guest functions cause VM exits.
 //! - [`walk`] walks the guest's page tables (GVA→GPA), one recorded level at a time;
 //! - [`pagemap`] finds the host page frame behind a VMM address (HVA→HPA);
+//! - [`host`] measures the VMM's memory and reads KVM's own exit counters;
 //! - [`symbols`] names the guest kernel function that holds an address;
 //! - [`monitor`] parses QEMU's monitor commands and prints their answers;
 //!
@@ -13,6 +14,7 @@
 //! - Intel SDM vol. 3A, chapter 4 "Paging".
 #![deny(missing_docs)]
 
+pub mod host;
 pub mod monitor;
 pub mod pagemap;
 pub mod symbols;
