@@ -6,6 +6,7 @@
 //! - [`walk`] walks the guest's page tables (GVA→GPA), one recorded level at a time;
 //! - [`pagemap`] finds the host page frame behind a VMM address (HVA→HPA);
 //! - [`host`] measures the VMM's memory and reads KVM's own exit counters;
+//! - [`boot_timer`] is the device the guest tells that its boot is complete;
 //! - [`symbols`] names the guest kernel function that holds an address;
 //! - [`monitor`] parses QEMU's monitor commands and prints their answers;
 //!
@@ -14,6 +15,7 @@
 //! - Intel SDM vol. 3A, chapter 4 "Paging".
 #![deny(missing_docs)]
 
+pub mod boot_timer;
 pub mod host;
 pub mod monitor;
 pub mod pagemap;
