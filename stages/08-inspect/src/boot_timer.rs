@@ -13,7 +13,7 @@
 //!
 //! # Integration
 //! 1. Put it on the port-I/O bus at [`BOOT_TIMER_PORT`] with length [`BOOT_TIMER_SIZE`].
-//! 2. Give it events that record the time of the signal.
+//! 2. Give it events that record the time: [`crate::stats::timeline::BootTimeline`] does.
 //!
 //! # Resources
 //! - Firecracker `resources/tests/init.c` (`MAGIC_VALUE_SIGNAL_GUEST_BOOT_COMPLETE` 123, written

@@ -5,10 +5,12 @@
 //! chain, and which guest functions cause VM exits.
 //! - [`walk`] walks the guest's page tables (GVA→GPA), one recorded level at a time;
 //! - [`pagemap`] finds the host page frame behind a VMM address (HVA→HPA);
-//! - [`host`] measures the VMM's memory and reads KVM's own exit counters;
-//! - [`boot_timer`] is the device the guest tells that its boot is complete;
 //! - [`symbols`] names the guest kernel function that holds an address;
 //! - [`monitor`] parses QEMU's monitor commands and prints their answers;
+//! - [`stats`] counts exits by reason, device, vCPU and guest function, keeps the boot
+//!   timeline and the sampling profile, and reports them as tables and JSON;
+//! - [`host`] measures the VMM's memory and reads KVM's own exit counters;
+//! - [`boot_timer`] is the device the guest tells that its boot is complete.
 //!
 //! # Resources
 //! - QEMU's monitor: <https://www.qemu.org/docs/master/system/monitor.html>.
@@ -19,5 +21,6 @@ pub mod boot_timer;
 pub mod host;
 pub mod monitor;
 pub mod pagemap;
+pub mod stats;
 pub mod symbols;
 pub mod walk;
