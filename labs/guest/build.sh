@@ -104,6 +104,7 @@ compute_keys() {
         sha256sum <"$HERE/init"
         hash_tree "$HERE/rootfs"
         hash_tree "$HERE/edu"
+        hash_tree "$HERE/inspect"
     } | sha)
     DISK_KEY=$( {
         echo "e2fsprogs=$E2FS_VERSION size=$DISK_SIZE_MIB"
@@ -179,11 +180,17 @@ verify_kernel_config() { # FRAGMENT CONFIG: fail naming every fragment option th
 # ---------------------------------------------------------------------------------------
 # guest programs: static executables for the initramfs (gcc -static: no libraries in the
 # guest), built from their C sources here
-build_guest_programs() { # STAGE: writes STAGE/edu-test
-    local stage=$1
+build_guest_programs() { # STAGE: writes STAGE/edu-test, STAGE/gva-demo, STAGE/boot-done
+    local stage=$1 program
     gcc -static -O2 -Wall -Wextra -Werror -s -o "$stage/edu-test" "$HERE/edu/edu-test.c" ||
         die "building edu/edu-test.c failed"
-    touch -d @0 "$stage/edu-test"
+    # stage 8's programs use no C library (inspect/nolibc.h): a few KB each instead of
+    # ~700 KB, which the guest kernel would unpack at every boot
+    for program in gva-demo boot-done; do
+        gcc -static -nostdlib -ffreestanding -fno-stack-protector -fno-builtin -O2 -Wall -Wextra -Werror -s \
+            -o "$stage/$program" "$HERE/inspect/$program.c" || die "building inspect/$program.c failed"
+    done
+    touch -d @0 "$stage/edu-test" "$stage/gva-demo" "$stage/boot-done"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -224,6 +231,8 @@ build_initramfs() { # DEST KERNEL_DIR
     done < <("$bb" --list-full)
     add /init "file /init $stage/init 0755 0 0"
     add /usr/bin/edu-test "file /usr/bin/edu-test $stage/edu-test 0755 0 0"
+    add /usr/bin/gva-demo "file /usr/bin/gva-demo $stage/gva-demo 0755 0 0"
+    add /usr/bin/boot-done "file /usr/bin/boot-done $stage/boot-done 0755 0 0"
     if [ -d "$HERE/rootfs" ]; then
         local type mode path target
         while IFS=$'\t' read -r type mode path target; do
