@@ -51,20 +51,30 @@ impl ExitKind {
         ExitKind::Other,
     ];
 
-    /// A short name for reports ("io-in", "mmio-write", …).
+    /// A short name for reports ("io_in", "mmio_write", …).
     pub fn name(self) -> &'static str {
         match self {
-            ExitKind::IoIn => "io-in",
-            ExitKind::IoOut => "io-out",
-            ExitKind::MmioRead => "mmio-read",
-            ExitKind::MmioWrite => "mmio-write",
+            ExitKind::IoIn => "io_in",
+            ExitKind::IoOut => "io_out",
+            ExitKind::MmioRead => "mmio_read",
+            ExitKind::MmioWrite => "mmio_write",
             ExitKind::Hlt => "hlt",
             ExitKind::Shutdown => "shutdown",
-            ExitKind::SystemEvent => "system-event",
-            ExitKind::InternalError => "internal-error",
-            ExitKind::FailEntry => "fail-entry",
+            ExitKind::SystemEvent => "system_event",
+            ExitKind::InternalError => "internal_error",
+            ExitKind::FailEntry => "fail_entry",
             ExitKind::Other => "other",
         }
+    }
+
+    /// Whether the guest read from a device (`in`, MMIO load).
+    pub fn is_read(self) -> bool {
+        matches!(self, ExitKind::IoIn | ExitKind::MmioRead)
+    }
+
+    /// Whether the guest wrote to a device (`out`, MMIO store).
+    pub fn is_write(self) -> bool {
+        matches!(self, ExitKind::IoOut | ExitKind::MmioWrite)
     }
 }
 

@@ -37,9 +37,9 @@ fn full_report(kvm: KvmExitCounters) -> StatsReport {
         vmm_time: Duration::from_micros(3),
     };
     for port in 0x3f8..0x3ff {
-        stats.record(0, &serial(ExitKind::PortOut, 0xffff_ffff_811a_68f4, port));
+        stats.record(0, &serial(ExitKind::IoOut, 0xffff_ffff_811a_68f4, port));
     }
-    stats.record(1, &serial(ExitKind::PortIn, 0x40_1000, 0x3fd));
+    stats.record(1, &serial(ExitKind::IoIn, 0x40_1000, 0x3fd));
     for kind in [ExitKind::MmioWrite, ExitKind::Hlt, ExitKind::InternalError, ExitKind::Other] {
         stats.record(1, &ExitSample { kind, rip: None, device: None, address: None, vmm_time: Duration::ZERO });
     }
@@ -83,7 +83,7 @@ fn a_full_report_matches_the_schema() {
     let value: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(value["exits"]["total"], 12);
     assert_eq!(value["hot_spots"]["functions"][0]["function"], "serial8250_tx_chars");
-    assert_eq!(value["hot_spots"]["functions"][0]["kinds"]["port_out"], 7);
+    assert_eq!(value["hot_spots"]["functions"][0]["kinds"]["io_out"], 7);
     assert_eq!(value["kvm"]["counters"][0]["name"], "exits");
     assert_eq!(value["timeline"]["events"][1]["since_start_ns"], serde_json::Value::Null, "no console byte");
     assert_valid(&full_report(KvmExitCounters::not_offered("no KVM_GET_STATS_FD here".into())).to_json());

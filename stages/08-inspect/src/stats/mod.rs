@@ -29,7 +29,7 @@ pub mod timeline;
 
 use histogram::LatencyHistogram;
 use serde::Serialize;
-use stage02::exit::ExitOutcome;
+use stage03::exit_hook::ExitInfo;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -39,83 +39,7 @@ pub const MAX_TRACKED_RIPS: usize = 4096;
 /// Distinct ports or addresses kept per RIP (the rest are only counted).
 pub const MAX_ADDRESSES_PER_RIP: usize = 4;
 
-/// Why the vCPU left `KVM_RUN` and the VMM had to act.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ExitKind {
-    /// `in` from an I/O port (`KVM_EXIT_IO`, direction in).
-    PortIn,
-    /// `out` to an I/O port.
-    PortOut,
-    /// A load from an address that is not RAM (`KVM_EXIT_MMIO`, not a write).
-    MmioRead,
-    /// A store to an address that is not RAM.
-    MmioWrite,
-    /// `hlt` not handled in the kernel (`KVM_EXIT_HLT`).
-    Hlt,
-    /// A triple fault or similar (`KVM_EXIT_SHUTDOWN`).
-    Shutdown,
-    /// KVM could not go on (`KVM_EXIT_INTERNAL_ERROR`: on this course's host, instructions its
-    /// emulator lacks, which the host workarounds emulate).
-    InternalError,
-    /// A reset or power-off request (`KVM_EXIT_SYSTEM_EVENT`).
-    SystemEvent,
-    /// Anything else (debug traps, interrupted `KVM_RUN`, …).
-    Other,
-}
-
-impl ExitKind {
-    /// Every kind, in the order reports list them.
-    pub const ALL: [ExitKind; 9] = [
-        ExitKind::PortIn,
-        ExitKind::PortOut,
-        ExitKind::MmioRead,
-        ExitKind::MmioWrite,
-        ExitKind::Hlt,
-        ExitKind::Shutdown,
-        ExitKind::InternalError,
-        ExitKind::SystemEvent,
-        ExitKind::Other,
-    ];
-
-    /// The kind's name in reports and JSON: `port_out`, `mmio_read`, …
-    pub fn name(self) -> &'static str {
-        match self {
-            ExitKind::PortIn => "port_in",
-            ExitKind::PortOut => "port_out",
-            ExitKind::MmioRead => "mmio_read",
-            ExitKind::MmioWrite => "mmio_write",
-            ExitKind::Hlt => "hlt",
-            ExitKind::Shutdown => "shutdown",
-            ExitKind::InternalError => "internal_error",
-            ExitKind::SystemEvent => "system_event",
-            ExitKind::Other => "other",
-        }
-    }
-
-    /// Whether the guest read from a device (`in`, MMIO load).
-    pub fn is_read(self) -> bool {
-        matches!(self, ExitKind::PortIn | ExitKind::MmioRead)
-    }
-
-    /// Whether the guest wrote to a device (`out`, MMIO store).
-    pub fn is_write(self) -> bool {
-        matches!(self, ExitKind::PortOut | ExitKind::MmioWrite)
-    }
-
-    /// The kind of an exit stage 2's [`stage02::exit::handle_exit`] dispatched. Its `Other`
-    /// covers several kinds; a vCPU loop that knows better builds the [`ExitSample`] itself.
-    pub fn of(outcome: &ExitOutcome) -> ExitKind {
-        match outcome {
-            ExitOutcome::Io(access) if access.is_write => ExitKind::PortOut,
-            ExitOutcome::Io(_) => ExitKind::PortIn,
-            ExitOutcome::Mmio(access) if access.is_write => ExitKind::MmioWrite,
-            ExitOutcome::Mmio(_) => ExitKind::MmioRead,
-            ExitOutcome::Halted => ExitKind::Hlt,
-            ExitOutcome::Other(_) => ExitKind::Other,
-        }
-    }
-}
+pub use stage03::exit_hook::ExitKind;
 
 /// One exit, as the vCPU loop saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,19 +57,10 @@ pub struct ExitSample {
 }
 
 impl ExitSample {
-    /// The sample for an exit stage 2 dispatched.
-    pub fn from_outcome(outcome: &ExitOutcome, rip: Option<u64>, vmm_time: Duration) -> ExitSample {
-        let access = match outcome {
-            ExitOutcome::Io(access) | ExitOutcome::Mmio(access) => Some(access),
-            _ => None,
-        };
-        ExitSample {
-            kind: ExitKind::of(outcome),
-            rip,
-            device: access.and_then(|a| a.hit).map(|hit| hit.name),
-            address: access.map(|a| a.addr),
-            vmm_time,
-        }
+    /// The sample for an exit the exit hook saw; `device` is the bus's name for its address.
+    pub fn from_exit(exit: &ExitInfo, rip: Option<u64>, device: Option<&'static str>, vmm_time: Duration) -> Self {
+        let is_access = exit.kind.is_read() || exit.kind.is_write();
+        ExitSample { kind: exit.kind, rip, device, address: is_access.then_some(exit.address), vmm_time }
     }
 }
 
@@ -340,14 +255,12 @@ pub struct ExitSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stage02::bus::BusHit;
-    use stage02::exit::Access;
 
     const SERIAL_PUTC: u64 = 0xffff_ffff_811a_68f4;
 
     fn out(port: u64, rip: u64) -> ExitSample {
         ExitSample {
-            kind: ExitKind::PortOut,
+            kind: ExitKind::IoOut,
             rip: Some(rip),
             device: Some("serial"),
             address: Some(port),
@@ -376,8 +289,8 @@ mod tests {
         let snapshot = stats.snapshot();
         let all = &snapshot.all;
         assert_eq!(all.total(), 5);
-        assert_eq!(all.kinds[ExitKind::PortOut as usize].count, 4);
-        assert_eq!(all.kinds[ExitKind::PortOut as usize].total_ns, 8_000);
+        assert_eq!(all.kinds[ExitKind::IoOut as usize].count, 4);
+        assert_eq!(all.kinds[ExitKind::IoOut as usize].total_ns, 8_000);
         assert_eq!(all.total_ns(), 1_008_000);
         assert_eq!(all.devices[&Some("serial")], DeviceCounts { reads: 0, writes: 4 });
         let putc = &all.rips[&SERIAL_PUTC];
@@ -410,15 +323,11 @@ mod tests {
     }
 
     #[test]
-    fn stage2_outcomes_become_samples() {
-        let hit = Some(BusHit { name: "serial", offset: 5 });
-        let read = ExitOutcome::Io(Access { addr: 0x3fd, is_write: false, data: vec![0x60], hit });
-        let sample = ExitSample::from_outcome(&read, Some(1), Duration::ZERO);
-        assert_eq!((sample.kind, sample.device, sample.address), (ExitKind::PortIn, Some("serial"), Some(0x3fd)));
-        let store = ExitOutcome::Mmio(Access { addr: 0xd000_0050, is_write: true, data: vec![0; 4], hit: None });
-        assert_eq!(ExitKind::of(&store), ExitKind::MmioWrite);
-        assert_eq!(ExitSample::from_outcome(&store, None, Duration::ZERO).device, None);
-        assert_eq!(ExitKind::of(&ExitOutcome::Halted), ExitKind::Hlt);
-        assert_eq!(ExitKind::of(&ExitOutcome::Other("Shutdown".into())), ExitKind::Other);
+    fn hook_exits_become_samples_with_an_address_only_for_accesses() {
+        let read = ExitInfo { vcpu: 0, kind: ExitKind::IoIn, address: 0x3fd, size: 1 };
+        let sample = ExitSample::from_exit(&read, Some(1), Some("serial"), Duration::ZERO);
+        assert_eq!((sample.kind, sample.device, sample.address), (ExitKind::IoIn, Some("serial"), Some(0x3fd)));
+        let halt = ExitInfo { vcpu: 0, kind: ExitKind::Hlt, address: 0, size: 0 };
+        assert_eq!(ExitSample::from_exit(&halt, None, None, Duration::ZERO).address, None);
     }
 }

@@ -30,10 +30,16 @@ pub const KERNEL_HALF_START: u64 = 0xffff_8000_0000_0000;
 /// The device name shown for accesses no device answered.
 pub const NO_DEVICE: &str = "(no device)";
 
+/// Serializes an exit kind as its report name (`io_out`, …).
+fn kind_name<S: serde::Serializer>(kind: &ExitKind, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(kind.name())
+}
+
 /// Exits of one kind.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReasonRow {
     /// The kind.
+    #[serde(serialize_with = "kind_name")]
     pub reason: ExitKind,
     /// How many.
     pub count: u64,
@@ -435,13 +441,13 @@ ffffffff81000000 T startup_64
     fn stats() -> ExitStats {
         let stats = ExitStats::new(2);
         for i in 0..100 {
-            stats.record(0, &sample(ExitKind::PortOut, 0xffff_ffff_811a_68f4 + i % 3, 0x3f8, "serial", 2));
+            stats.record(0, &sample(ExitKind::IoOut, 0xffff_ffff_811a_68f4 + i % 3, 0x3f8, "serial", 2));
         }
         for _ in 0..40 {
-            stats.record(1, &sample(ExitKind::PortIn, 0xffff_ffff_811a_0010, 0x3fd, "serial", 1));
+            stats.record(1, &sample(ExitKind::IoIn, 0xffff_ffff_811a_0010, 0x3fd, "serial", 1));
         }
-        stats.record(1, &sample(ExitKind::PortIn, 0xffff_ffff_811a_0010, 0x3fe, "serial", 1));
-        stats.record(0, &sample(ExitKind::PortOut, 0x40_1000, 0x80, "post", 1));
+        stats.record(1, &sample(ExitKind::IoIn, 0xffff_ffff_811a_0010, 0x3fe, "serial", 1));
+        stats.record(0, &sample(ExitKind::IoOut, 0x40_1000, 0x80, "post", 1));
         stats.record(
             0,
             &ExitSample {
@@ -476,7 +482,7 @@ ffffffff81000000 T startup_64
         assert_eq!(report.exits.total, 144);
         assert_eq!(report.exits.reasons.iter().map(|r| r.count).sum::<u64>(), report.exits.total);
         let out = &report.exits.reasons[1];
-        assert_eq!((out.reason, out.count, out.vmm_ns, out.mean_ns), (ExitKind::PortOut, 101, 201_000, 1990));
+        assert_eq!((out.reason, out.count, out.vmm_ns, out.mean_ns), (ExitKind::IoOut, 101, 201_000, 1990));
         assert!((2_000..2_500).contains(&out.p99_ns), "{}", out.p99_ns);
         assert_eq!(report.vcpus.iter().map(|v| v.exits).sum::<u64>(), 144);
     }
@@ -494,7 +500,7 @@ ffffffff81000000 T startup_64
         let hot = report().hot_spots;
         let first = &hot.functions[0];
         assert_eq!((first.function.as_str(), first.exits), ("serial8250_tx_chars", 100), "3 RIPs, one function");
-        assert_eq!(first.kinds, BTreeMap::from([("port_out", 100)]));
+        assert_eq!(first.kinds, BTreeMap::from([("io_out", 100)]));
         assert_eq!(first.addresses, [0x3f8]);
         let second = &hot.functions[1];
         assert_eq!(
@@ -520,11 +526,11 @@ ffffffff81000000 T startup_64
     fn the_text_has_a_table_per_part() {
         let text = report().to_text();
         assert!(text.starts_with("VM exits handled by the VMM: 144, 3.25 ms in the VMM\n"), "{text}");
-        assert!(text.contains("\n| port_out  |   101 |  70.1 % | 201.0 µs |  2.0 µs |  ≤ 2.0 µs |\n"), "{text}");
+        assert!(text.contains("\n| io_out    |   101 |  70.1 % | 201.0 µs |  2.0 µs |  ≤ 2.0 µs |\n"), "{text}");
         assert!(text.contains("\n| total     |   144 | 100.0 % |  3.25 ms | 22.5 µs |           |\n"), "{text}");
         assert!(text.contains("\n|-----------|------:|--------:|"), "a Markdown rule: {text}");
-        assert!(text.contains("| serial8250_tx_chars |   100 | port_out 100 | 0x3f8"), "{text}");
-        assert!(text.contains("| io_serial_in        |    41 | port_in 41   | 0x3fd 0x3fe"), "{text}");
+        assert!(text.contains("| serial8250_tx_chars |   100 | io_out 100  | 0x3f8"), "{text}");
+        assert!(text.contains("| io_serial_in        |    41 | io_in 41    | 0x3fd 0x3fe"), "{text}");
         assert!(text.contains("0 more exits in other functions; 1 without a tracked RIP"), "{text}");
         assert!(!text.contains("Boot timeline") && !text.contains("Memory"), "parts the VMM did not add are left out");
     }
