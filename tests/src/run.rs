@@ -120,10 +120,14 @@ pub fn run_checkpoint(checkpoint: &Checkpoint, binary: &Path, repo: &Path) -> Ru
         .map(|step| Step { monitor: step.monitor.as_ref().map(expand), ..step.clone() })
         .collect();
     let run = spawn_and_wait(binary, &args, checkpoint.stdin.as_deref(), &steps, checkpoint.timeout);
-    let (ending, mut output, captures) = match run {
+    let (ending, mut output, captures, stdout) = match run {
         Ok(done) => done,
         Err(e) => return failed_setup(checkpoint, &format!("cannot run {}: {e}", binary.display())),
     };
+    // The binary's own standard output, for `after` commands that compare with it.
+    if let Err(e) = std::fs::write(Path::new(&work).join("stdout"), &stdout) {
+        output += &format!("\n[harness] cannot save stdout for the after commands: {e}\n");
+    }
     for command in checkpoint.after.iter().map(expand) {
         let (_, after) = host_command(&command);
         output += &format!("\n$ {command}\n{after}");
@@ -235,14 +239,15 @@ enum Event {
 }
 
 /// Runs the binary until it exits, times out, or lingers after a panic, taking `steps` as its
-/// output matches them. Returns the ending, the output, and the groups of the first step's match.
+/// output matches them. Returns the ending, the output, the groups of the first step's match,
+/// and the standard output alone.
 fn spawn_and_wait(
     binary: &Path,
     args: &[String],
     stdin: Option<&str>,
     steps: &[Step],
     timeout: u64,
-) -> std::io::Result<(Ending, String, Vec<String>)> {
+) -> std::io::Result<(Ending, String, Vec<String>, Vec<u8>)> {
     let keep_stdin = steps.iter().any(|step| step.input.is_some());
     let mut child = Command::new(binary)
         .args(args)
@@ -363,7 +368,8 @@ fn spawn_and_wait(
     // The guest's tty turns "\n" into "\r\n"; match lines as a terminal shows them.
     let output = output.replace("\r\n", "\n");
     let ending = killed.unwrap_or(Ending::Exited(status.and_then(|s| s.code())));
-    Ok((ending, output, captures.unwrap_or_default()))
+    let [stdout, _, _] = buffers;
+    Ok((ending, output, captures.unwrap_or_default(), stdout))
 }
 
 /// Takes one step on its own thread: the monitor commands, then the input. The last step to

@@ -54,7 +54,8 @@ pub struct Checkpoint {
     #[serde(default)]
     pub before: Vec<String>,
     /// Shell commands run on the host after the binary exits (inspect what the guest left
-    /// behind); each one's command line and output are appended to the output the checks see.
+    /// behind; the binary's standard output alone is in `{work}/stdout`); each one's command
+    /// line and output are appended to the output the checks see.
     #[serde(default)]
     pub after: Vec<String>,
     /// Steps taken while the binary runs, each once, when its output first matches.

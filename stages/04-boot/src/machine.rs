@@ -145,6 +145,11 @@ impl Machine {
         self.program
     }
 
+    /// How many vCPUs the machine will have.
+    pub fn vcpu_count(&self) -> u8 {
+        self.vcpu_count
+    }
+
     /// The kernel this machine will boot.
     pub fn kernel(&self) -> &Path {
         &self.kernel

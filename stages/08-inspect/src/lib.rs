@@ -10,7 +10,9 @@
 //! - [`stats`] counts exits by reason, device, vCPU and guest function, keeps the boot
 //!   timeline and the sampling profile, and reports them as tables and JSON;
 //! - [`host`] measures the VMM's memory and reads KVM's own exit counters;
-//! - [`boot_timer`] is the device the guest tells that its boot is complete.
+//! - [`boot_timer`] is the device the guest tells that its boot is complete;
+//! - [`vcpus`] reaches into running vCPUs (registers, pause, samples), [`recorder`] is the exit
+//!   hook behind the statistics.
 //!
 //! # Resources
 //! - QEMU's monitor: <https://www.qemu.org/docs/master/system/monitor.html>.
@@ -19,8 +21,11 @@
 
 pub mod boot_timer;
 pub mod host;
+pub mod inspector;
 pub mod monitor;
 pub mod pagemap;
+pub mod recorder;
 pub mod stats;
 pub mod symbols;
+pub mod vcpus;
 pub mod walk;
