@@ -58,10 +58,7 @@ pub fn parse_number(text: &str) -> Option<u128> {
 /// Parses keys in the order written: `c a b`, `c,a,b`, `c → a → b`, `CAB`.
 pub fn parse_key_sequence(text: &str) -> Vec<String> {
     let text = normalise(text);
-    let parts: Vec<&str> = text
-        .split(|c: char| matches!(c, ',' | ' ' | ';' | '，' | '、' | '>' | '→' | '-'))
-        .filter(|p| !p.is_empty())
-        .collect();
+    let parts: Vec<&str> = text.split([',', ' ', ';', '，', '、', '>', '→', '-']).filter(|p| !p.is_empty()).collect();
     if parts.len() == 1 && parts[0].chars().all(|c| c.is_ascii_alphabetic()) {
         // "cab": one key per letter (keys are single letters in every bank).
         parts[0].chars().map(String::from).collect()
