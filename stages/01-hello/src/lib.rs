@@ -103,8 +103,7 @@ pub fn guest_code(message: &[u8], port: u16) -> Result<Vec<u8>, HelloError> {
     let [port_lo, port_hi] = port.to_le_bytes();
     let mut code = vec![0xba, port_lo, port_hi]; // mov dx, port
     code.extend(out_bytes_code(message));
-    // 1: hlt; jmp 1b — halted for good: a VMM that resumes the guest after `hlt` runs it into
-    // the same `hlt` again, as an operating system's idle loop would.
+    // 1: hlt; jmp 1b — halted for good, like an operating system's idle loop.
     code.extend([0xf4, 0xeb, 0xfd]);
     Ok(code)
 }
