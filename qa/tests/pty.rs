@@ -230,3 +230,36 @@ fn the_end_of_a_phase_offers_a_live_run_and_copes_with_a_missing_binary() {
     let status = session.get_process().wait().unwrap();
     assert!(format!("{status:?}").contains(", 0)"), "{status:?}");
 }
+
+#[test]
+fn an_ordering_is_answered_by_typing_the_labels_it_shows() {
+    // Everything in stage 1 but its ordering answered already, by the non-interactive mode.
+    let state = tempfile::tempdir().unwrap();
+    let questions = questions(&bank(1));
+    let (index, order) = questions.iter().enumerate().find(|(_, q)| q["kind"].as_str() == Some("order")).unwrap();
+    let answers: String = questions
+        .iter()
+        .filter(|q| q["id"] != order["id"])
+        .map(|q| format!("1.{} = {}\n", q["id"].as_str().unwrap(), right_answer(q)))
+        .collect();
+    assert!(run(state.path(), &[], &answers).status.success());
+
+    let mut session = spawn(state.path());
+    expect(&mut session, &format!("[Stage 1.{}/{}]", index + 1, questions.len()));
+    // The items come before the prompt, shuffled and labelled a, b, c… as shown.
+    let shown = expect(&mut session, "Your answer");
+    let texts = choice_texts(order);
+    let alternatives: Vec<String> = texts.iter().map(|t| regex::escape(t)).collect();
+    let labelled = regex::Regex::new(&format!("([a-z])\\) ({})", alternatives.join("|"))).unwrap();
+    let label_of = |text: &str| labelled.captures_iter(&shown).find(|c| &c[2] == text).map(|c| c[1].to_string());
+    let items = order["choices"].as_array().unwrap();
+    let typed: Vec<String> = right_answer(order)
+        .split(',')
+        .map(|key| {
+            let choice = items.iter().find(|c| c["key"].as_str() == Some(key)).unwrap();
+            label_of(choice["en"].as_str().unwrap()).unwrap_or_else(|| panic!("every item is listed:\n{shown}"))
+        })
+        .collect();
+    keys(&mut session, &format!("{}\r", typed.join(" ")));
+    expect(&mut session, "✓ Right.");
+}
