@@ -249,7 +249,7 @@ fn diff(args: DiffArgs) -> Result<ExitCode, String> {
         };
         let texts: Vec<String> = stages
             .iter()
-            .map(|&n| stage_diff::stage_diff(&repo, n))
+            .map(|&n| stage_diff::stage_diff(&repo, n).map(|diff| diff.text()))
             .collect::<Result<_, _>>()
             .map_err(|e| e.to_string())?;
         print!("{}", texts.join("\n"));

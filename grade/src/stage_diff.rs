@@ -2,8 +2,9 @@
 //!
 //! Stage N is a crate that depends on stage N−1, so "what is new" is not a diff of two copies
 //! of one tree (as in the RPi tutorials) but three things a reader can compare:
-//! - the files under `src/`: new in stage N, with a namesake in stage N−1 (`layout.rs` here
-//!   extends the earlier one), and only in stage N−1 (they stay in that crate, used from there);
+//! - the files under `src/`: new in stage N, with the same name as one of stage N−1 (`layout.rs`
+//!   here extends the earlier one), and only in stage N−1 (they stay in that crate, used from
+//!   there);
 //! - the `pub mod` and `pub use` lines of `lib.rs`, new or kept, and the `pub use stageNN::…`
 //!   re-exports of earlier stages anywhere under `src/`;
 //! - a unified diff of `main.rs`, the recipe, against stage N−1's.
@@ -16,7 +17,7 @@
 //! - RPi's generator: <https://github.com/rust-embedded/rust-raspberrypi-OS-tutorials/blob/master/utils/diff_tut_folders.bash>
 //! - The unified diff format: <https://www.gnu.org/software/diffutils/manual/html_node/Unified-Format.html>
 
-use similar::{Algorithm, TextDiff};
+use similar::{Algorithm, ChangeTag, TextDiff};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -31,6 +32,8 @@ pub const WRITE_COMMAND: &str = "cargo run -p grade -- diff --write";
 const CONTEXT_LINES: usize = 3;
 /// The longest line of a wrapped list.
 const WRAP_WIDTH: usize = 100;
+/// A README shows a `main.rs` diff of at most this many lines unfolded.
+pub const OPEN_DIFF_LINES: usize = 60;
 
 /// Errors from reading the stages or their READMEs.
 #[derive(Debug, thiserror::Error)]
@@ -153,31 +156,92 @@ fn lib_items(lib_rs: &str) -> Vec<String> {
     statements(lib_rs, &["pub mod ", "pub use "])
 }
 
-/// What stage `current` adds over `previous` (`None` for the first stage), as text whose lines
-/// start with `+` for what is new and a space for what both have, like a diff's.
-pub fn render(previous: Option<&StageSources>, current: &StageSources) -> String {
-    let Some(previous) = previous else {
-        return format!(
-            "Stage {} ({}) is the first stage: there is no previous stage to diff against.\n",
-            current.number, current.dir
-        );
-    };
-    let (n, p) = (current.number, previous.number);
-    let mut out = format!("stage {n} ({}) over stage {p} ({})\n", current.dir, previous.dir);
-    out += &format!("Stage {p}'s modules are not copied: stage {n} uses them from the stage{p:02} crate.\n");
+/// What a stage adds over the previous one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageDiff {
+    /// The stage number N.
+    pub number: u32,
+    /// The files, `lib.rs` items and re-exports; for the first stage, a sentence saying there is
+    /// no previous stage.
+    pub summary: String,
+    /// `main.rs` against the previous stage's; `None` for the first stage.
+    pub main_rs: Option<MainDiff>,
+}
 
-    out += &format!("\nFiles under src/ (+ new in stage {n}; the others have a namesake in stage {p}):\n");
+/// A unified diff of two stages' `main.rs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MainDiff {
+    /// The previous stage's number.
+    pub previous: u32,
+    /// The diff with its `---`/`+++` header; empty when the files are the same.
+    pub text: String,
+    /// Lines added.
+    pub added: usize,
+    /// Lines removed.
+    pub removed: usize,
+}
+
+impl StageDiff {
+    /// The whole text, as `grade diff` prints it.
+    pub fn text(&self) -> String {
+        let Some(main) = &self.main_rs else { return self.summary.clone() };
+        match main.text.is_empty() {
+            true => format!("{}\nmain.rs: the same as stage {}'s\n", self.summary, main.previous),
+            false => format!("{}\n{}:\n{}", self.summary, main.title(), main.text),
+        }
+    }
+
+    /// What a README holds between its markers: the summary as a `diff` block, and the `main.rs`
+    /// diff as another in a `<details>` element, open when it has at most [`OPEN_DIFF_LINES`]
+    /// lines (a stage that rewrites `main.rs` folds it away).
+    pub fn readme_block(&self) -> String {
+        let mut block = fenced(&self.summary);
+        if let Some(main) = &self.main_rs {
+            if main.text.is_empty() {
+                block += &format!("\n`main.rs` is the same as stage {}'s.\n", main.previous);
+            } else {
+                let open = if main.text.lines().count() <= OPEN_DIFF_LINES { " open" } else { "" };
+                block += &format!("\n<details{open}><summary>{}</summary>\n\n", main.title());
+                block += &fenced(&main.text);
+                block += "\n</details>\n";
+            }
+        }
+        block
+    }
+}
+
+impl MainDiff {
+    fn title(&self) -> String {
+        format!("main.rs against stage {}'s (+{} -{} lines)", self.previous, self.added, self.removed)
+    }
+}
+
+/// `text` as a fenced `diff` block, with a fence longer than any run of backticks inside.
+fn fenced(text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest.max(2) + 1);
+    format!("{fence}diff\n{text}{fence}\n")
+}
+
+/// What stage `current` adds over `previous` (`None` for the first stage). The summary's lines
+/// start with `+` for what is new, as in a diff.
+pub fn render(previous: Option<&StageSources>, current: &StageSources) -> StageDiff {
+    let n = current.number;
+    let Some(previous) = previous else {
+        let summary =
+            format!("Stage {n} ({}) is the first stage: there is no previous stage to diff against.\n", current.dir);
+        return StageDiff { number: n, summary, main_rs: None };
+    };
+    let p = previous.number;
+    let mut out = format!("stage {n} ({}) over stage {p} ({})\n", current.dir, previous.dir);
+
+    out += "\nFiles under src/:\n";
     let (new_files, same_files): (Vec<&String>, Vec<&String>) =
         current.files.iter().partition(|f| !previous.files.contains(f));
-    for file in new_files {
-        out += &format!("+ {file}\n");
-    }
-    for file in same_files {
-        out += &format!("  {file}\n");
-    }
-    let only_previous: Vec<&str> =
-        previous.files.iter().filter(|f| !current.files.contains(f)).map(String::as_str).collect();
-    out += &wrapped(&format!("Only in stage {p}: "), &only_previous);
+    out += &wrapped("+ new: ", "+      ", &new_files);
+    out += &wrapped(&format!("  same name in stage {p}: "), "    ", &same_files);
+    let only_previous: Vec<&String> = previous.files.iter().filter(|f| !current.files.contains(f)).collect();
+    out += &wrapped(&format!("  only in stage {p}, used from the stage{p:02} crate: "), "    ", &only_previous);
 
     out += &format!("\nlib.rs, pub mod and pub use lines (+ new in stage {n}):\n");
     let (old_items, new_items) = (lib_items(&previous.lib_rs), lib_items(&current.lib_rs));
@@ -189,7 +253,7 @@ pub fn render(previous: Option<&StageSources>, current: &StageSources) -> String
     }
     let only_previous: Vec<&str> =
         old_items.iter().filter(|i| !new_items.contains(i)).map(|i| i.trim_end_matches(';')).collect();
-    out += &wrapped(&format!("Only in stage {p}'s lib.rs: "), &only_previous);
+    out += &wrapped(&format!("  only in stage {p}'s lib.rs: "), "    ", &only_previous);
 
     out += &format!("\nRe-exports of earlier stages in stage {n}:\n");
     if current.reexports.is_empty() {
@@ -199,31 +263,36 @@ pub fn render(previous: Option<&StageSources>, current: &StageSources) -> String
         out += &format!("  {file}: {statement}\n");
     }
 
-    out += "\nmain.rs:\n";
-    if previous.main_rs == current.main_rs {
-        out += "  (unchanged)\n";
-    } else {
-        let diff = TextDiff::configure().algorithm(Algorithm::Patience).diff_lines(&previous.main_rs, &current.main_rs);
+    StageDiff { number: n, summary: out, main_rs: Some(main_diff(previous, current)) }
+}
+
+fn main_diff(previous: &StageSources, current: &StageSources) -> MainDiff {
+    let diff = TextDiff::configure().algorithm(Algorithm::Patience).diff_lines(&previous.main_rs, &current.main_rs);
+    let count = |tag| diff.iter_all_changes().filter(|c| c.tag() == tag).count();
+    let (added, removed) = (count(ChangeTag::Insert), count(ChangeTag::Delete));
+    let mut text = String::new();
+    if added + removed > 0 {
         let old = format!("{}/src/main.rs", previous.dir);
         let new = format!("{}/src/main.rs", current.dir);
-        out += &diff.unified_diff().context_radius(CONTEXT_LINES).header(&old, &new).to_string();
-        if !out.ends_with('\n') {
-            out.push('\n');
+        text = diff.unified_diff().context_radius(CONTEXT_LINES).header(&old, &new).to_string();
+        if !text.ends_with('\n') {
+            text.push('\n');
         }
     }
-    out
+    MainDiff { previous: previous.number, text, added, removed }
 }
 
 /// `label` and then `items`, comma-separated, in lines of at most [`WRAP_WIDTH`] characters
-/// (continuation lines indented); nothing when there are no items.
-fn wrapped(label: &str, items: &[&str]) -> String {
+/// (continuation lines start with `indent`); nothing when there are no items.
+fn wrapped<S: AsRef<str>>(label: &str, indent: &str, items: &[S]) -> String {
     let mut out = String::new();
     let mut line = label.to_string();
     for (i, item) in items.iter().enumerate() {
-        let piece = if i + 1 < items.len() { format!("{item},") } else { (*item).to_string() };
+        let item = item.as_ref();
+        let piece = if i + 1 < items.len() { format!("{item},") } else { item.to_string() };
         if i > 0 && line.len() + 1 + piece.len() > WRAP_WIDTH {
             out += &format!("{line}\n");
-            line = format!("    {piece}");
+            line = format!("{indent}{piece}");
         } else {
             if i > 0 {
                 line.push(' ');
@@ -237,20 +306,12 @@ fn wrapped(label: &str, items: &[&str]) -> String {
     out
 }
 
-/// The text of `render` for stage `number` of the repository at `repo`.
-pub fn stage_diff(repo: &Path, number: u32) -> Result<String, StageDiffError> {
+/// What stage `number` of the repository at `repo` adds over the stage before it.
+pub fn stage_diff(repo: &Path, number: u32) -> Result<StageDiff, StageDiffError> {
     let current = read_stage(repo, number)?;
     let previous = stage_dirs(repo)?.into_iter().map(|(n, _)| n).filter(|&n| n < number).max();
     let previous = previous.map(|n| read_stage(repo, n)).transpose()?;
     Ok(render(previous.as_ref(), &current))
-}
-
-/// The lines a README holds between its markers for `diff`: a fenced `diff` block, with a fence
-/// longer than any run of backticks inside.
-pub fn readme_block(diff: &str) -> String {
-    let longest = diff.split(|c| c != '`').map(str::len).max().unwrap_or(0);
-    let fence = "`".repeat(longest.max(2) + 1);
-    format!("{fence}diff\n{diff}{fence}\n")
 }
 
 /// `readme` with the text between its markers replaced by `block`.
@@ -292,7 +353,7 @@ fn expected_readmes(repo: &Path, stages: &[u32]) -> Result<Vec<(PathBuf, String,
         }
         let path = repo.join("stages").join(&name).join("README.md");
         let text = std::fs::read_to_string(&path).map_err(io_error(&path))?;
-        let expected = replace_block(&text, &readme_block(&stage_diff(repo, number)?), &path)?;
+        let expected = replace_block(&text, &stage_diff(repo, number)?.readme_block(), &path)?;
         readmes.push((path, text, expected));
     }
     Ok(readmes)
@@ -336,8 +397,7 @@ mod tests {
         }
     }
 
-    #[test]
-    fn test_render_lists_files_lib_items_and_a_unified_diff_of_main() {
+    fn two_and_three() -> (StageSources, StageSources) {
         let previous = stage(
             2,
             &["bus.rs", "layout.rs", "lib.rs", "main.rs"],
@@ -350,27 +410,28 @@ mod tests {
             "//! Three.\npub mod layout;\npub mod vcpu;\npub use stage02::bus::{\n    Bus,\n    BusDevice,\n};\n",
             "fn main() {\n    let vm = Vm::new();\n    let vcpu = Vcpu::new(&vm);\n    run(vm);\n}\n",
         );
-        let expected = "\
-stage 3 (stages/03-x) over stage 2 (stages/02-x)
-Stage 2's modules are not copied: stage 3 uses them from the stage02 crate.
+        (previous, current)
+    }
 
-Files under src/ (+ new in stage 3; the others have a namesake in stage 2):
-+ vcpu/mod.rs
-  layout.rs
-  lib.rs
-  main.rs
-Only in stage 2: bus.rs
+    const SUMMARY_2_TO_3: &str = "\
+stage 3 (stages/03-x) over stage 2 (stages/02-x)
+
+Files under src/:
++ new: vcpu/mod.rs
+  same name in stage 2: layout.rs, lib.rs, main.rs
+  only in stage 2, used from the stage02 crate: bus.rs
 
 lib.rs, pub mod and pub use lines (+ new in stage 3):
  pub mod layout;
 +pub mod vcpu;
 +pub use stage02::bus::{Bus, BusDevice};
-Only in stage 2's lib.rs: pub mod bus
+  only in stage 2's lib.rs: pub mod bus
 
 Re-exports of earlier stages in stage 3:
   lib.rs: pub use stage02::bus::{Bus, BusDevice};
+";
 
-main.rs:
+    const MAIN_2_TO_3: &str = "\
 --- stages/02-x/src/main.rs
 +++ stages/03-x/src/main.rs
 @@ -1,4 +1,5 @@
@@ -380,45 +441,70 @@ main.rs:
      run(vm);
  }
 ";
-        assert_eq!(render(Some(&previous), &current), expected);
+
+    #[test]
+    fn test_render_lists_files_lib_items_and_a_unified_diff_of_main() {
+        let (previous, current) = two_and_three();
+        let diff = render(Some(&previous), &current);
+        assert_eq!(diff.summary, SUMMARY_2_TO_3);
+        let main = diff.main_rs.clone().unwrap();
+        assert_eq!((main.previous, main.added, main.removed), (2, 1, 0));
+        assert_eq!(main.text, MAIN_2_TO_3);
+        let title = "main.rs against stage 2's (+1 -0 lines)";
+        assert_eq!(diff.text(), format!("{SUMMARY_2_TO_3}\n{title}:\n{MAIN_2_TO_3}"));
+        assert_eq!(
+            diff.readme_block(),
+            format!(
+                "```diff\n{SUMMARY_2_TO_3}```\n\n<details open><summary>{title}</summary>\n\n```diff\n{MAIN_2_TO_3}```\n\n</details>\n"
+            )
+        );
+    }
+
+    #[test]
+    fn test_a_long_main_diff_is_folded_in_the_readme() {
+        let (previous, mut current) = two_and_three();
+        current.main_rs = (0..OPEN_DIFF_LINES).map(|i| format!("// line {i}\n")).collect();
+        let block = render(Some(&previous), &current).readme_block();
+        let title = format!("main.rs against stage 2's (+{OPEN_DIFF_LINES} -4 lines)");
+        assert!(block.contains(&format!("\n<details><summary>{title}</summary>\n")), "{block}");
     }
 
     #[test]
     fn test_render_says_when_main_is_unchanged_and_there_are_no_items() {
         let previous = stage(6, &["main.rs"], "", "fn main() {}\n");
         let current = stage(7, &["main.rs"], "", "fn main() {}\n");
-        let text = render(Some(&previous), &current);
-        assert!(text.contains("lib.rs, pub mod and pub use lines (+ new in stage 7):\n  (none)\n"), "{text}");
-        assert!(text.contains("Re-exports of earlier stages in stage 7:\n  (none)\n"), "{text}");
-        assert!(text.ends_with("main.rs:\n  (unchanged)\n"), "{text}");
+        let diff = render(Some(&previous), &current);
+        assert!(diff.summary.contains("lib.rs, pub mod and pub use lines (+ new in stage 7):\n  (none)\n"), "{diff:?}");
+        assert!(diff.summary.contains("Re-exports of earlier stages in stage 7:\n  (none)\n"), "{diff:?}");
+        assert!(diff.text().ends_with("\nmain.rs: the same as stage 6's\n"), "{diff:?}");
+        assert!(diff.readme_block().ends_with("```\n\n`main.rs` is the same as stage 6's.\n"), "{diff:?}");
     }
 
     #[test]
     fn test_render_of_the_first_stage_says_there_is_no_previous() {
         let first = stage(1, &["lib.rs", "main.rs"], "", "fn main() {}\n");
-        assert_eq!(
-            render(None, &first),
-            "Stage 1 (stages/01-x) is the first stage: there is no previous stage to diff against.\n"
-        );
+        let diff = render(None, &first);
+        let sentence = "Stage 1 (stages/01-x) is the first stage: there is no previous stage to diff against.\n";
+        assert_eq!(diff.text(), sentence);
+        assert_eq!(diff.readme_block(), format!("```diff\n{sentence}```\n"));
     }
 
     #[test]
     fn test_wrapped_lists_break_before_the_width() {
-        assert_eq!(wrapped("Only: ", &[]), "");
-        assert_eq!(wrapped("Only: ", &["a.rs", "b.rs"]), "Only: a.rs, b.rs\n");
+        assert_eq!(wrapped::<&str>("Only: ", "  ", &[]), "");
+        assert_eq!(wrapped("Only: ", "  ", &["a.rs", "b.rs"]), "Only: a.rs, b.rs\n");
         let names: Vec<String> = (0..30).map(|i| format!("file{i:02}.rs")).collect();
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let text = wrapped("Only in stage 4: ", &names);
+        let text = wrapped("+ new: ", "+      ", &names);
         assert!(text.lines().count() > 1, "{text}");
         assert!(text.lines().all(|line| line.len() <= WRAP_WIDTH), "{text}");
-        assert!(text.lines().skip(1).all(|line| line.starts_with("    file")), "{text}");
-        assert_eq!(text.replace("\n    ", " "), format!("Only in stage 4: {}\n", names.join(", ")));
+        assert!(text.lines().skip(1).all(|line| line.starts_with("+      file")), "{text}");
+        assert_eq!(text.replace("\n+      ", " "), format!("+ new: {}\n", names.join(", ")));
     }
 
     #[test]
-    fn test_readme_block_fence_is_longer_than_backticks_inside() {
-        assert_eq!(readme_block("+a\n"), "```diff\n+a\n```\n");
-        assert_eq!(readme_block("+ `x` ````y\n"), "`````diff\n+ `x` ````y\n`````\n");
+    fn test_fence_is_longer_than_backticks_inside() {
+        assert_eq!(fenced("+a\n"), "```diff\n+a\n```\n");
+        assert_eq!(fenced("+ `x` ````y\n"), "`````diff\n+ `x` ````y\n`````\n");
     }
 
     #[test]

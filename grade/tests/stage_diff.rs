@@ -56,10 +56,11 @@ fn written_readmes_pass_the_check_until_a_main_rs_changes() {
     let second = readme(root, "02-bus");
     for expected in [
         "## Diff to previous\n\n<!-- diff:begin -->\n```diff\nstage 2 (stages/02-bus) over stage 1 (stages/01-hello)\n",
-        "+ bus.rs\n  lib.rs\n  main.rs\n",
+        "+ new: bus.rs\n  same name in stage 1: lib.rs, main.rs\n",
         "+pub mod bus;\n",
         "  bus.rs: pub use stage01::Thing;\n",
-        "     println!(\"hello\");\n+    stage02::bus::run();\n }\n```\n<!-- diff:end -->\n\nEnd.\n",
+        "<details open><summary>main.rs against stage 1's (+1 -0 lines)</summary>\n\n```diff\n",
+        "     println!(\"hello\");\n+    stage02::bus::run();\n }\n```\n\n</details>\n<!-- diff:end -->\n\nEnd.\n",
     ] {
         assert!(second.contains(expected), "missing {expected:?} in:\n{second}");
     }
@@ -118,6 +119,8 @@ fn the_command_exits_1_on_a_stale_readme_and_0_after_write() {
     // Printing a stage gives the text that is in its README.
     let (code, out) = grade(&["--stage", "2"]);
     assert_eq!(code, Some(0));
-    assert!(readme(repo.path(), "02-bus").contains(&out), "{out}");
     assert!(out.starts_with("stage 2 (stages/02-bus) over stage 1 (stages/01-hello)\n"), "{out}");
+    let (summary, main_rs) = out.split_once("\nmain.rs against stage 1's (+1 -0 lines):\n").unwrap();
+    let text = readme(repo.path(), "02-bus");
+    assert!(text.contains(summary) && text.contains(main_rs), "{out}");
 }
