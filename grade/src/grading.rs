@@ -404,6 +404,8 @@ pub fn compiler_errors(stderr: &str, lines: usize) -> String {
 /// Runs `cargo ARGS --message-format=json-render-diagnostics` on the tree at `repo`.
 pub fn cargo(repo: &Path, target_dir: &Path, args: &[&str]) -> std::io::Result<std::process::Output> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // Absolute: cargo runs in the tree, where a relative path would mean something else.
+    let (repo, target_dir) = (&std::path::absolute(repo)?, &std::path::absolute(target_dir)?);
     Command::new(cargo)
         .args(args)
         .arg("--message-format=json-render-diagnostics")

@@ -100,31 +100,50 @@ fn case(out: &mut String, row: &CheckRow) {
             out,
             "      <{element} message=\"{}\" type=\"{element}\">{}</{element}>",
             escape(message),
-            escape(&failure_text(row))
+            escape_text(&failure_text(row))
         );
     }
     out.push_str("    </testcase>\n");
 }
 
-/// Text and attribute values: the five XML escapes, and characters XML 1.0 cannot hold replaced.
+/// An attribute value: see [`escape_text`]; line breaks and tabs too become character
+/// references, because a parser turns literal ones in an attribute into spaces.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // Kept in attributes too, as character references, so that they survive parsing.
             '\n' => out.push_str("&#10;"),
             '\t' => out.push_str("&#9;"),
-            '\r' => out.push_str("&#13;"),
-            '\u{0}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => out.push('\u{fffd}'),
-            c => out.push(c),
+            c => push_escaped(&mut out, c),
         }
     }
     out
+}
+
+/// Element text: the five XML escapes, `\r` as a character reference (a parser would turn
+/// `\r\n` into `\n`), and the characters XML 1.0 cannot hold replaced by `U+FFFD`.
+pub fn escape_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            c => push_escaped(&mut out, c),
+        }
+    }
+    out
+}
+
+fn push_escaped(out: &mut String, c: char) {
+    match c {
+        '&' => out.push_str("&amp;"),
+        '<' => out.push_str("&lt;"),
+        '>' => out.push_str("&gt;"),
+        '"' => out.push_str("&quot;"),
+        '\'' => out.push_str("&apos;"),
+        '\r' => out.push_str("&#13;"),
+        '\u{0}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => out.push('\u{fffd}'),
+        c => out.push(c),
+    }
 }
 
 #[cfg(test)]
@@ -136,5 +155,6 @@ mod tests {
         assert_eq!(escape("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&apos;");
         assert_eq!(escape("\x1b[31mred\x1b[0m\n"), "\u{fffd}[31mred\u{fffd}[0m&#10;");
         assert_eq!(escape("\u{0}é"), "\u{fffd}é");
+        assert_eq!(escape_text("a\n\tb\r\n<"), "a\n\tb&#13;\n&lt;");
     }
 }
