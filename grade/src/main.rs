@@ -223,14 +223,20 @@ fn run(args: RunArgs) -> Result<ExitCode, String> {
             }
             (tree, args.target_dir.unwrap_or_else(|| work.join("target")))
         }
-        None if !repo.join("stages").is_dir() && args.checkpoints.is_none() => {
-            return Err(format!("{} is not a minivirt tree (no stages/ folder)", repo.display()));
-        }
         None => (repo.clone(), args.target_dir.unwrap_or_else(|| default_target_dir(&repo))),
     };
+    // Without an instructor's checkpoints, the tree's own say what to grade: it must have them.
+    if args.checkpoints.is_none() {
+        if let Some(message) = problem {
+            return Err(message);
+        }
+        if !tree.join("stages").is_dir() {
+            return Err(format!("{} is not a minivirt tree (no stages/ folder)", repo.display()));
+        }
+    }
     let options = GradeOptions {
         target_dir,
-        checkpoints_dir: args.checkpoints.unwrap_or_else(|| repo.join("tests/checkpoints")),
+        checkpoints_dir: args.checkpoints.unwrap_or_else(|| tree.join("tests/checkpoints")),
         stages,
         repo: tree,
         stop_at_first_failure: false,
