@@ -20,6 +20,11 @@
 //! total, possible, message) and `OUT/gradebook.json` (`grade/schema/gradebook.schema.json`);
 //! each submission's full results are in `OUT/work/NAME/results.json`, its grader's output in
 //! `OUT/work/NAME/grade.log`.
+//!
+//! # Resources
+//! - RFC 4180, the CSV format: <https://www.rfc-editor.org/rfc/rfc4180>
+//! - OWASP, CSV injection (why a field that starts with `=` gets a `'`):
+//!   <https://owasp.org/www-community/attacks/CSV_Injection>
 
 use crate::grading::Points;
 use serde::Serialize;
