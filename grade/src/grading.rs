@@ -144,6 +144,43 @@ pub fn stage_numbers(repo: &Path) -> Vec<u32> {
     numbers
 }
 
+/// The stages that have a checkpoint file in `dir` (`stageNN.toml` → NN), sorted: what an
+/// instructor's own copy of the checkpoints grades, whatever stage folders a submission has.
+pub fn checkpoint_stages(dir: &Path) -> Vec<u32> {
+    let mut numbers: Vec<u32> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_prefix("stage")?.strip_suffix(".toml")?.parse().ok())
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    numbers
+}
+
+/// The report for a tree that could not be graded at all (its copy failed, say): every check
+/// of `options.stages` is an error that says `message`, so that every output format still
+/// lists the checks and their points.
+pub fn not_graded(options: &GradeOptions, message: &str) -> Report {
+    let mut report = Report { repo: options.repo.clone(), points: Points::default(), seconds: 0.0, stages: Vec::new() };
+    for &stage in &options.stages {
+        let checkpoints = load_file(&stage_file(&options.checkpoints_dir, stage)).unwrap_or_default();
+        let checks: Vec<CheckRow> =
+            checkpoints.iter().flat_map(|c| unrun_rows(stage, c, Status::Error, message, "")).collect();
+        let points = sum(&checks);
+        report.points += points;
+        report.stages.push(StageResult {
+            stage,
+            status: StageStatus::BuildFailed,
+            message: message.to_string(),
+            points,
+            build_seconds: 0.0,
+            checks,
+        });
+    }
+    report
+}
+
 /// The target directory cargo uses for `repo` when nothing else is said: `CARGO_TARGET_DIR`
 /// for this tool's own tree, `repo/target` for any other.
 pub fn default_target_dir(repo: &Path) -> PathBuf {
@@ -286,14 +323,15 @@ fn unrun_rows(stage: u32, checkpoint: &Checkpoint, status: Status, message: &str
         .collect()
 }
 
-/// Why KVM cannot be used, if it cannot.
+/// Why KVM cannot be used, if it cannot (the harness's check, which `MINIVIRT_KVM_DEVICE`
+/// can point elsewhere: see [`checkpoints::KVM_DEVICE_VAR`]).
 fn kvm_problem() -> Option<String> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .err()
-        .map(|e| format!("needs KVM, and /dev/kvm cannot be opened ({e}): grade on a Linux machine with KVM"))
+    checkpoints::kvm_problem().map(|problem| format!("{problem}: grade on a Linux machine with KVM"))
+}
+
+/// Whether a check could not run because this machine has no usable KVM.
+pub fn lacked_kvm(row: &CheckRow) -> bool {
+    row.status == Status::Error && row.message.starts_with("needs KVM")
 }
 
 /// Builds stage `stage`'s binary (`cargo build -p stageNN --bins`); returns its path, or a
@@ -366,6 +404,8 @@ pub fn compiler_errors(stderr: &str, lines: usize) -> String {
 /// Runs `cargo ARGS --message-format=json-render-diagnostics` on the tree at `repo`.
 pub fn cargo(repo: &Path, target_dir: &Path, args: &[&str]) -> std::io::Result<std::process::Output> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // Absolute: cargo runs in the tree, where a relative path would mean something else.
+    let (repo, target_dir) = (&std::path::absolute(repo)?, &std::path::absolute(target_dir)?);
     Command::new(cargo)
         .args(args)
         .arg("--message-format=json-render-diagnostics")

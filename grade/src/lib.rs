@@ -8,14 +8,24 @@
 //! - [`author`]: checks that every exercise's stub fails its stage's checkpoints.
 //! - [`stage_diff`]: what each stage adds over the previous one, and its copy in the stage
 //!   READMEs.
+//! - For the platforms instructors use: [`gradescope`] (`results.json`) and [`autograder`] (a
+//!   ready Gradescope autograder), [`classroom`] (GitHub Classroom's result and workflow),
+//!   [`junit`] (JUnit XML for GitLab, Jenkins, any CI), and [`batch`] (a class's submissions,
+//!   each [`submission`] copied and graded apart, into one gradebook).
 //!
 //! The conventions are in `grade/README.md`.
 #![deny(missing_docs)]
 
 pub mod author;
+pub mod autograder;
+pub mod batch;
+pub mod classroom;
+pub mod gradescope;
 pub mod grading;
+pub mod junit;
 pub mod report;
 pub mod stage_diff;
+pub mod submission;
 pub mod tree;
 
 pub use source_markers::solution as regions;

@@ -1,11 +1,16 @@
-//! `grade`: score a tree's checkpoints, write a student handout, list or check the exercises.
+//! `grade`: score a tree's checkpoints (a table, JSON, Gradescope, GitHub Classroom, JUnit),
+//! grade a class's submissions, write a student handout or a Gradescope autograder, list or
+//! check the exercises.
 
 use clap::{Args, Parser, Subcommand};
 use grade::author::{author_check, AuthorOptions};
-use grade::grading::{default_target_dir, grade, GradeOptions};
-use grade::{report, stage_diff, tree};
-use std::path::PathBuf;
+use grade::autograder::{write_autograder, AutograderOptions};
+use grade::batch::{run_batch, BatchOptions};
+use grade::grading::{checkpoint_stages, default_target_dir, grade, not_graded, GradeOptions, Report};
+use grade::{classroom, gradescope, junit, report, stage_diff, submission, tree};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Grades minivirt checkpoints and writes student handouts.
 ///
@@ -33,6 +38,10 @@ enum Cmd {
     /// Print what a stage adds over the previous one (files, lib.rs items, main.rs diff), or
     /// check or rewrite the copy of it in each stage's README.md.
     Diff(DiffArgs),
+    /// Write a Gradescope autograder (setup.sh, run_autograder, the checkpoints, the handout).
+    Autograder(AutograderArgs),
+    /// Grade every submission folder under DIR into a gradebook (CSV and JSON).
+    Batch(BatchArgs),
 }
 
 #[derive(Args)]
@@ -56,9 +65,70 @@ struct RunArgs {
     #[arg(long, value_name = "DIR")]
     target_dir: Option<PathBuf>,
     /// Read the checkpoint files from DIR instead of PATH/tests/checkpoints (an instructor's own
-    /// copy, so that a student's edits to them do not count).
+    /// copy, so that a student's edits to them do not count). Without --stage, every stage
+    /// that has a file there is graded.
     #[arg(long, value_name = "DIR")]
     checkpoints: Option<PathBuf>,
+    /// Also write Gradescope's results.json to FILE ("-" for standard output).
+    #[arg(long, value_name = "FILE")]
+    gradescope: Option<PathBuf>,
+    /// Also write a JUnit XML report to FILE ("-" for standard output).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Set GitHub Classroom's step output `result` (in $GITHUB_OUTPUT; printed instead of the
+    /// table when that is not set).
+    #[arg(long)]
+    classroom: bool,
+    /// Grade a copy of the tree made in DIR/tree (regular files only: no symbolic link is
+    /// followed; target/, .git/, .cargo/ left out), built in DIR/target.
+    #[arg(long, value_name = "DIR")]
+    work: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct AutograderArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    /// Where to write the autograder (zip what is inside it for Gradescope).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Grade only this stage (repeatable; default: every stage with a checkpoint file).
+    #[arg(long = "stage", value_name = "N")]
+    stages: Vec<u32>,
+    /// The checkpoint files to grade with (default: PATH/tests/checkpoints).
+    #[arg(long, value_name = "DIR")]
+    checkpoints: Option<PathBuf>,
+    /// The Rust toolchain setup.sh installs.
+    #[arg(long, default_value = "stable")]
+    toolchain: String,
+    /// Seconds grading may take before it is stopped (keep it under the assignment's
+    /// autograder timeout on Gradescope: 10 minutes unless raised).
+    #[arg(long, value_name = "SECS", default_value_t = 540)]
+    time_limit: u64,
+}
+
+#[derive(Args)]
+struct BatchArgs {
+    /// The folder of submissions: each folder in it is one student's tree.
+    #[arg(value_name = "DIR")]
+    submissions: PathBuf,
+    #[command(flatten)]
+    repo: RepoArg,
+    /// Where to write gradebook.csv, gradebook.json and each submission's work folder.
+    #[arg(long, value_name = "DIR", default_value = "gradebook")]
+    out: PathBuf,
+    /// How many submissions to grade at once.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    jobs: usize,
+    /// Seconds one submission may take, builds included, before it is stopped.
+    #[arg(long, value_name = "SECS", default_value_t = 2400)]
+    timeout: u64,
+    /// The checkpoint files to grade with (default: PATH/tests/checkpoints).
+    #[arg(long, value_name = "DIR")]
+    checkpoints: Option<PathBuf>,
+    /// Grade only this stage (repeatable; default: every stage with a checkpoint file).
+    #[arg(long = "stage", value_name = "N")]
+    stages: Vec<u32>,
 }
 
 #[derive(Args)]
@@ -126,6 +196,8 @@ fn main() -> ExitCode {
         Some(Cmd::Exercises(args)) => exercises(args),
         Some(Cmd::AuthorCheck(args)) => author(args),
         Some(Cmd::Diff(args)) => diff(args),
+        Some(Cmd::Autograder(args)) => autograder(args),
+        Some(Cmd::Batch(args)) => batch(args),
     };
     result.unwrap_or_else(|message| {
         eprintln!("grade: {message}");
@@ -133,30 +205,153 @@ fn main() -> ExitCode {
     })
 }
 
+/// Writes a report in one format.
+type Render = fn(&Report) -> String;
+
 fn run(args: RunArgs) -> Result<ExitCode, String> {
     let repo = repo_of(&args.repo);
-    if !repo.join("stages").is_dir() {
-        return Err(format!("{} is not a minivirt tree (no stages/ folder)", repo.display()));
+    let github_output = std::env::var_os("GITHUB_OUTPUT").filter(|v| !v.is_empty()).map(PathBuf::from);
+    let files: [(&Option<PathBuf>, Render); 3] =
+        [(&args.json, report::json), (&args.gradescope, gradescope::results_json), (&args.junit, junit::junit_xml)];
+    let on_stdout = files.iter().filter(|(path, _)| path.as_ref().is_some_and(|p| p.as_os_str() == "-")).count()
+        + usize::from(args.classroom && github_output.is_none());
+    if on_stdout > 1 {
+        return Err("only one result can go to standard output".into());
+    }
+    // An instructor's checkpoints decide the stages, whatever stage folders a submission has.
+    let stages = match &args.checkpoints {
+        Some(dir) if args.stages.is_empty() => {
+            let stages = checkpoint_stages(dir);
+            if stages.is_empty() {
+                return Err(format!("no checkpoint files (stageNN.toml) in {}", dir.display()));
+            }
+            stages
+        }
+        _ => args.stages,
+    };
+    let mut problem = None;
+    let (tree, target_dir) = match &args.work {
+        Some(work) => {
+            let tree = work.join("tree");
+            match submission::copy_submission(&repo, &tree) {
+                Ok(copy) if !copy.skipped.is_empty() => {
+                    let skipped: Vec<String> = copy.skipped.iter().map(|p| p.display().to_string()).collect();
+                    eprintln!("grade: not copied (symbolic links, special files): {}", skipped.join(", "));
+                }
+                Ok(_) => {}
+                Err(e) => problem = Some(format!("the submission could not be copied: {e}")),
+            }
+            (tree, args.target_dir.unwrap_or_else(|| work.join("target")))
+        }
+        None => (repo.clone(), args.target_dir.unwrap_or_else(|| default_target_dir(&repo))),
+    };
+    // Without an instructor's checkpoints, the tree's own say what to grade: it must have them.
+    if args.checkpoints.is_none() {
+        if let Some(message) = problem {
+            return Err(message);
+        }
+        if !tree.join("stages").is_dir() {
+            return Err(format!("{} is not a minivirt tree (no stages/ folder)", repo.display()));
+        }
     }
     let options = GradeOptions {
-        target_dir: args.target_dir.unwrap_or_else(|| default_target_dir(&repo)),
-        checkpoints_dir: args.checkpoints.unwrap_or_else(|| repo.join("tests/checkpoints")),
-        stages: args.stages,
-        repo,
+        target_dir,
+        checkpoints_dir: args.checkpoints.unwrap_or_else(|| tree.join("tests/checkpoints")),
+        stages,
+        repo: tree,
         stop_at_first_failure: false,
         progress: true,
     };
-    let report = grade(&options);
-    match &args.json {
-        Some(path) if path.as_os_str() == "-" => println!("{}", report::json(&report)),
-        Some(path) => {
-            std::fs::write(path, report::json(&report) + "\n")
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            print!("{}", report::table(&report, report::use_colour()));
+    let report = match problem {
+        Some(message) => not_graded(&options, &message),
+        None => grade(&options),
+    };
+
+    let mut table = true;
+    for (path, render) in files {
+        match path {
+            Some(path) if path.as_os_str() == "-" => {
+                println!("{}", render(&report));
+                table = false;
+            }
+            Some(path) => write_file(path, &(render(&report) + "\n"))?,
+            None => {}
         }
-        None => print!("{}", report::table(&report, report::use_colour())),
+    }
+    if args.classroom {
+        match &github_output {
+            Some(file) => classroom::write_step_output(file, &report)
+                .map_err(|e| format!("cannot write {}: {e}", file.display()))?,
+            None => {
+                println!("{}", classroom::encoded_result(&report));
+                table = false;
+            }
+        }
+    }
+    if table {
+        print!("{}", report::table(&report, report::use_colour()));
     }
     Ok(if report.full_marks() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), String> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// The stages an instructor grades: those asked for, or every one with a checkpoint file.
+fn instructor_stages(stages: Vec<u32>, checkpoints_dir: &Path) -> Result<Vec<u32>, String> {
+    let stages = if stages.is_empty() { checkpoint_stages(checkpoints_dir) } else { stages };
+    if stages.is_empty() {
+        return Err(format!("no checkpoint files (stageNN.toml) in {}", checkpoints_dir.display()));
+    }
+    Ok(stages)
+}
+
+fn autograder(args: AutograderArgs) -> Result<ExitCode, String> {
+    let repo = repo_of(&args.repo);
+    let checkpoints_dir = args.checkpoints.unwrap_or_else(|| repo.join("tests/checkpoints"));
+    let options = AutograderOptions {
+        stages: instructor_stages(args.stages, &checkpoints_dir)?,
+        checkpoints_dir,
+        repo,
+        out: args.out,
+        toolchain: args.toolchain,
+        time_limit: args.time_limit,
+    };
+    let written = write_autograder(&options).map_err(|e| e.to_string())?;
+    println!("autograder in {}: {} files and the handout (minivirt/)", options.out.display(), written.len());
+    println!("upload a zip of what is inside it: (cd {} && zip -r ../autograder.zip .)", options.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn batch(args: BatchArgs) -> Result<ExitCode, String> {
+    let repo = repo_of(&args.repo);
+    let checkpoints_dir = args.checkpoints.unwrap_or_else(|| repo.join("tests/checkpoints"));
+    let options = BatchOptions {
+        stages: instructor_stages(args.stages, &checkpoints_dir)?,
+        // Absolute: each submission's grader runs from its own folder.
+        checkpoints_dir: checkpoints_dir.canonicalize().map_err(|e| format!("{}: {e}", checkpoints_dir.display()))?,
+        submissions: args.submissions,
+        out: args.out,
+        jobs: args.jobs,
+        timeout: Duration::from_secs(args.timeout),
+        grader: std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?,
+    };
+    let gradebook = run_batch(&options).map_err(|e| e.to_string())?;
+    for row in &gradebook.submissions {
+        let note = if row.message.is_empty() { String::new() } else { format!("  ({})", row.message) };
+        println!("{:<24} {:<12} {:>4}/{}{note}", row.name, row.status.word(), row.points.earned, row.points.possible);
+    }
+    println!(
+        "{} submissions: {} and {}",
+        gradebook.submissions.len(),
+        options.out.join("gradebook.csv").display(),
+        options.out.join("gradebook.json").display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn handout(args: HandoutArgs) -> Result<ExitCode, String> {

@@ -1,6 +1,6 @@
 //! The score table (xv6's `make grade`, in spirit) and the JSON results for a gradebook.
 
-use crate::grading::{Report, StageStatus, Status};
+use crate::grading::{CheckRow, Report, StageStatus, Status};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::io::IsTerminal;
@@ -81,6 +81,55 @@ pub fn table(report: &Report, colour: bool) -> String {
     }
     let score = format!("Score: {}/{}", report.points.earned, report.points.possible);
     let _ = writeln!(out, "{}", paint(&score, if report.full_marks() { "1;32" } else { "1;31" }, colour));
+    out
+}
+
+/// What a check that did not pass has to say, for the formats that give each check a text of
+/// its own (Gradescope's test output, JUnit's failure, GitHub Classroom's message): why, the
+/// pattern expected, and the relevant output. Empty for a check that passed.
+pub fn failure_text(row: &CheckRow) -> String {
+    let mut out = String::new();
+    if row.status == Status::Pass {
+        return out;
+    }
+    if !row.message.is_empty() {
+        let _ = writeln!(out, "{}", row.message);
+    }
+    if !row.expected.is_empty() && !row.message.contains(&row.expected) {
+        let verb = if row.absent { "must not match" } else { "expected" };
+        let _ = writeln!(out, "{verb}: /{}/", row.expected);
+    }
+    if !row.output_excerpt.is_empty() {
+        let _ = writeln!(out, "output:");
+        for line in row.output_excerpt.lines() {
+            let _ = writeln!(out, "  | {line}");
+        }
+    }
+    out
+}
+
+/// The name of a check across stages: `stage 1: hello / prints HELLO, WORLD!`.
+pub fn check_name(row: &CheckRow) -> String {
+    format!("stage {}: {} / {}", row.stage, row.checkpoint, row.check)
+}
+
+/// One line per stage (`stage 1: 5/10`, and why when it was not graded), then, when this
+/// machine had no KVM, a line that says how many checks could not run, and `Score: X/Y`.
+pub fn summary(report: &Report) -> String {
+    let mut out = String::new();
+    for stage in &report.stages {
+        let note = match stage.status {
+            StageStatus::Graded => String::new(),
+            _ => format!(" ({})", stage.message),
+        };
+        let _ = writeln!(out, "stage {}: {}/{}{note}", stage.stage, stage.points.earned, stage.points.possible);
+    }
+    let rows = report.stages.iter().flat_map(|s| &s.checks);
+    let without_kvm: Vec<&CheckRow> = rows.filter(|r| crate::grading::lacked_kvm(r)).collect();
+    if let Some(first) = without_kvm.first() {
+        let _ = writeln!(out, "{} checks could not run: each {}", without_kvm.len(), first.message);
+    }
+    let _ = writeln!(out, "Score: {}/{}", report.points.earned, report.points.possible);
     out
 }
 

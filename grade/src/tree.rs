@@ -128,6 +128,10 @@ pub fn select<'a>(all: &'a [Region], stages: &[u32], names: &[String]) -> Result
     Ok(all.iter().filter(|r| everything || stages.contains(&r.stage) || names.contains(&r.name)).collect())
 }
 
+/// Files a handout carries that the tree does not: GitHub Classroom's workflow (path in the
+/// handout, contents). They replace a file of the tree at the same path.
+pub const HANDOUT_EXTRAS: &[(&str, &str)] = &[(crate::classroom::WORKFLOW_PATH, crate::classroom::WORKFLOW)];
+
 /// What a handout wrote.
 #[derive(Debug, Default)]
 pub struct HandoutSummary {
@@ -140,18 +144,31 @@ pub struct HandoutSummary {
 }
 
 /// Writes to `out` a copy of the repository at `repo` (without [`MUTANTS_DIR`]) in which the
-/// regions named in `stub` are replaced by stubs. Files whose content is already right are not touched, so writing
-/// handouts again and again into one directory rebuilds only what changed.
+/// regions named in `stub` are replaced by stubs, plus the [`HANDOUT_EXTRAS`]. Files whose
+/// content is already right are not touched, so writing handouts again and again into one
+/// directory rebuilds only what changed.
 pub fn write_handout(repo: &Path, out: &Path, stub: &[String]) -> Result<HandoutSummary, TreeError> {
     let repo_abs = repo.canonicalize().map_err(io_error(repo))?;
     std::fs::create_dir_all(out).map_err(io_error(out))?;
     if out.canonicalize().map_err(io_error(out))? == repo_abs {
         return Err(TreeError::OutIsRepo(out.to_path_buf()));
     }
-    let files: Vec<PathBuf> = list_files(repo)?.into_iter().filter(|f| !f.starts_with(MUTANTS_DIR)).collect();
+    let mut files = list_files(repo)?;
+    files.retain(|file| !file.starts_with(MUTANTS_DIR));
+    files.retain(|file| !HANDOUT_EXTRAS.iter().any(|(path, _)| file == Path::new(path)));
     let sources = stage_sources(repo, &files)?;
     let all = regions::parse_tree(&sources)?;
-    let mut summary = HandoutSummary { files: files.len(), ..Default::default() };
+    let mut summary = HandoutSummary { files: files.len() + HANDOUT_EXTRAS.len(), ..Default::default() };
+    for (path, contents) in HANDOUT_EXTRAS {
+        let target = out.join(path);
+        if std::fs::read(&target).ok().as_deref() != Some(contents.as_bytes()) {
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(io_error(parent))?;
+            }
+            std::fs::write(&target, contents).map_err(io_error(&target))?;
+            summary.written += 1;
+        }
+    }
     for file in &files {
         let in_file: Vec<Region> = all.iter().filter(|r| &r.file == file).cloned().collect();
         let source = repo.join(file);

@@ -65,8 +65,12 @@ impl RunResult {
     }
 }
 
+/// The longest line an [`excerpt`] shows; longer ones are cut and end in `…`.
+pub const EXCERPT_LINE_CHARS: usize = 400;
+
 /// The last `lines` lines of `text`, preceded by the first panic message if that came earlier:
-/// what a student needs to see of a failed run.
+/// what a student needs to see of a failed run. Lines longer than [`EXCERPT_LINE_CHARS`] are
+/// cut (a binary that prints one endless line must not fill a report).
 pub fn excerpt(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     let tail_start = all.len().saturating_sub(lines);
@@ -82,7 +86,15 @@ pub fn excerpt(text: &str, lines: usize) -> String {
         picked.push("[...]");
     }
     picked.extend(&all[tail_start..]);
-    picked.join("\n")
+    let cut: Vec<String> = picked.iter().map(|line| cut_line(line)).collect();
+    cut.join("\n")
+}
+
+fn cut_line(line: &str) -> String {
+    match line.char_indices().nth(EXCERPT_LINE_CHARS) {
+        Some((end, _)) => format!("{}…", &line[..end]),
+        None => line.to_string(),
+    }
 }
 
 /// The last `lines` lines of `text`, indented.
@@ -231,6 +243,69 @@ pub const PANIC_GRACE: Duration = Duration::from_secs(5);
 /// What the standard library prints when a thread panics.
 const PANIC_MARKER: &[u8] = b"panicked at";
 
+/// How much of each output stream a run keeps from its start: a binary that floods its output
+/// (a loop that prints) costs the harness at most this and [`KEEP_TAIL`] bytes of memory, not
+/// everything it printed until its timeout.
+pub const KEEP_HEAD: usize = 1 << 20;
+
+/// How much of each output stream a run keeps from its end, once it has passed [`KEEP_HEAD`].
+pub const KEEP_TAIL: usize = 64 << 10;
+
+/// One output stream, capped: the first [`KEEP_HEAD`] bytes, the last [`KEEP_TAIL`], and how
+/// many bytes between them were left out.
+#[derive(Default)]
+struct CappedOutput {
+    head: Vec<u8>,
+    tail: Vec<u8>,
+    left_out: u64,
+    /// The last bytes seen, so that a panic marker split across two reads is still found.
+    recent: Vec<u8>,
+}
+
+impl CappedOutput {
+    /// Keeps what the caps allow of `bytes`; returns whether the panic marker appears in them.
+    fn push(&mut self, bytes: &[u8]) -> bool {
+        let mut window = std::mem::take(&mut self.recent);
+        window.extend_from_slice(bytes);
+        let panicked = window.windows(PANIC_MARKER.len()).any(|w| w == PANIC_MARKER);
+        self.recent = window.split_off(window.len().saturating_sub(PANIC_MARKER.len() - 1));
+
+        let room = KEEP_HEAD.saturating_sub(self.head.len()).min(bytes.len());
+        self.head.extend_from_slice(&bytes[..room]);
+        self.tail.extend_from_slice(&bytes[room..]);
+        // Trimmed in batches, so that a flood does not move the tail for every read.
+        if self.tail.len() > 2 * KEEP_TAIL {
+            self.trim_tail();
+        }
+        panicked
+    }
+
+    fn trim_tail(&mut self) {
+        let excess = self.tail.len().saturating_sub(KEEP_TAIL);
+        self.tail.drain(..excess);
+        self.left_out += excess as u64;
+    }
+
+    /// What is kept so far, as text (for steps that wait for a line).
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.head).into_owned() + &String::from_utf8_lossy(&self.tail)
+    }
+
+    fn into_text(mut self) -> String {
+        self.trim_tail();
+        let mut text = String::from_utf8_lossy(&self.head).into_owned();
+        if self.left_out > 0 {
+            text += &format!(
+                "\n[... {} bytes of output left out: a run keeps its first {} KiB and its last {} KiB ...]\n",
+                self.left_out,
+                KEEP_HEAD >> 10,
+                KEEP_TAIL >> 10
+            );
+        }
+        text + &String::from_utf8_lossy(&self.tail)
+    }
+}
+
 enum Event {
     /// Bytes from stdout (0), stderr (1) or a step's monitor transcript (2).
     Data(usize, Vec<u8>),
@@ -313,7 +388,7 @@ fn spawn_and_wait(
     let mut status: Option<std::process::ExitStatus> = None;
     // Once the process has exited, its pipes close at once unless a child of its own holds them.
     let mut drain_deadline: Option<Instant> = None;
-    let mut buffers = [Vec::new(), Vec::new(), Vec::new()];
+    let mut buffers = [CappedOutput::default(), CappedOutput::default(), CappedOutput::default()];
     while status.is_none() || open > 0 {
         let wake = match (drain_deadline, killed) {
             (Some(drain), _) => drain,
@@ -321,18 +396,25 @@ fn spawn_and_wait(
             (None, Some(_)) => Instant::now() + Duration::from_secs(60),
             (None, None) => panic_deadline.map_or(deadline, |p| p.min(deadline)),
         };
+        // Checked before waiting, not only when the wait times out: a binary that never stops
+        // printing would otherwise never let it time out.
+        if Instant::now() >= wake {
+            if drain_deadline.is_some() {
+                break;
+            }
+            if killed.is_none() {
+                kill();
+                killed = Some(if Instant::now() >= deadline { Ending::TimedOut } else { Ending::KilledAfterPanic });
+                continue;
+            }
+        }
         match received.recv_timeout(wake.saturating_duration_since(Instant::now())) {
             Ok(Event::Data(index, bytes)) => {
-                let from = buffers[index].len().saturating_sub(PANIC_MARKER.len());
-                buffers[index].extend_from_slice(&bytes);
-                if panic_deadline.is_none()
-                    && buffers[index][from..].windows(PANIC_MARKER.len()).any(|w| w == PANIC_MARKER)
-                {
+                if buffers[index].push(&bytes) && panic_deadline.is_none() {
                     panic_deadline = Some(Instant::now() + PANIC_GRACE);
                 }
                 if index < 2 && !pending_steps.is_empty() {
-                    let seen =
-                        String::from_utf8_lossy(&buffers[0]).into_owned() + &String::from_utf8_lossy(&buffers[1]);
+                    let seen = buffers[0].text() + &buffers[1].text();
                     pending_steps.retain(|(pattern, step)| {
                         let Some(groups) = during::first_match(pattern, &seen) else { return true };
                         captures.get_or_insert_with(|| groups.clone());
@@ -352,23 +434,18 @@ fn spawn_and_wait(
                 status = Some(result?);
                 drain_deadline = Some(Instant::now() + Duration::from_secs(2));
             }
-            Err(mpsc::RecvTimeoutError::Timeout) if drain_deadline.is_some() => break,
-            Err(mpsc::RecvTimeoutError::Timeout) if killed.is_none() => {
-                kill();
-                killed = Some(if Instant::now() >= deadline { Ending::TimedOut } else { Ending::KilledAfterPanic });
-            }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
+    let stdout = buffers[0].text().into_bytes();
     let mut output = String::new();
-    for bytes in &buffers {
-        output += &String::from_utf8_lossy(bytes);
+    for buffer in buffers {
+        output += &buffer.into_text();
     }
     // The guest's tty turns "\n" into "\r\n"; match lines as a terminal shows them.
     let output = output.replace("\r\n", "\n");
     let ending = killed.unwrap_or(Ending::Exited(status.and_then(|s| s.code())));
-    let [stdout, _, _] = buffers;
     Ok((ending, output, captures.unwrap_or_default(), stdout))
 }
 
@@ -488,6 +565,37 @@ mod tests {
         assert!(start.elapsed() < PANIC_GRACE + Duration::from_secs(5), "{:?}", start.elapsed());
         assert_eq!(result.ending, Some(Ending::KilledAfterPanic));
         assert!(result.checks[1].message.contains("a thread panicked"), "{}", result.checks[1].message);
+    }
+
+    #[test]
+    fn a_flood_of_output_is_capped_and_still_times_out() {
+        let start = Instant::now();
+        // `yes` prints as fast as the pipe takes it, and never stops.
+        let result = run_checkpoint(&shell("echo hi; exec yes flood", 2), Path::new("/bin/sh"), Path::new("."));
+        assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+        assert_eq!(result.ending, Some(Ending::TimedOut));
+        assert!(result.output.len() <= KEEP_HEAD + KEEP_TAIL + 200, "kept {} bytes", result.output.len());
+        assert!(result.output.starts_with("hi\nflood\n"), "the start is kept");
+        assert!(result.output.contains(" bytes of output left out: a run keeps its first 1024 KiB"));
+        let end = &result.output[result.output.len() - 100..];
+        assert!(end.contains("flood\nflood\n") && end.chars().all(|c| "flod\n".contains(c)), "and the end: {end}");
+        assert!(result.checks[0].passed, "checks still see the kept output");
+    }
+
+    #[test]
+    fn a_panic_marker_split_between_reads_is_found() {
+        let mut out = CappedOutput::default();
+        assert!(!out.push(b"thread 'main' pani"));
+        assert!(out.push(b"cked at src/main.rs:1:1"));
+        assert!(!out.push(b"more"));
+        assert_eq!(out.into_text(), "thread 'main' panicked at src/main.rs:1:1more");
+    }
+
+    #[test]
+    fn the_excerpt_cuts_endless_lines() {
+        let text = format!("start\n{}\n", "x".repeat(10_000));
+        let excerpt = excerpt(&text, 5);
+        assert_eq!(excerpt, format!("start\n{}…", "x".repeat(EXCERPT_LINE_CHARS)));
     }
 
     #[test]
