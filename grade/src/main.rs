@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 use grade::author::{author_check, AuthorOptions};
 use grade::grading::{default_target_dir, grade, GradeOptions};
-use grade::{report, tree};
+use grade::{report, stage_diff, tree};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -30,6 +30,9 @@ enum Cmd {
     Exercises(RepoArg),
     /// Check that the all-stubbed handout builds and that each exercise's stub fails its stage.
     AuthorCheck(AuthorArgs),
+    /// Print what a stage adds over the previous one (files, lib.rs items, main.rs diff), or
+    /// check or rewrite the copy of it in each stage's README.md.
+    Diff(DiffArgs),
 }
 
 #[derive(Args)]
@@ -94,6 +97,22 @@ struct AuthorArgs {
     skip_full_tree: bool,
 }
 
+#[derive(Args)]
+struct DiffArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    /// Only this stage (repeatable; default: every stage).
+    #[arg(long = "stage", value_name = "N")]
+    stages: Vec<u32>,
+    /// Fail (exit 1) when a stage README's generated diff is stale, instead of printing.
+    #[arg(long, conflicts_with = "write")]
+    check: bool,
+    /// Regenerate the diff in the stage READMEs, between their `<!-- diff:begin -->` and
+    /// `<!-- diff:end -->` lines.
+    #[arg(long)]
+    write: bool,
+}
+
 fn repo_of(arg: &RepoArg) -> PathBuf {
     arg.repo.clone().unwrap_or_else(checkpoints::repo_root)
 }
@@ -106,6 +125,7 @@ fn main() -> ExitCode {
         Some(Cmd::Handout(args)) => handout(args),
         Some(Cmd::Exercises(args)) => exercises(args),
         Some(Cmd::AuthorCheck(args)) => author(args),
+        Some(Cmd::Diff(args)) => diff(args),
     };
     result.unwrap_or_else(|message| {
         eprintln!("grade: {message}");
@@ -202,4 +222,37 @@ fn author(args: AuthorArgs) -> Result<ExitCode, String> {
         println!("- {problem}");
     }
     Ok(ExitCode::FAILURE)
+}
+
+fn diff(args: DiffArgs) -> Result<ExitCode, String> {
+    let repo = repo_of(&args.repo);
+    if args.check {
+        let stale = stage_diff::check_readmes(&repo, &args.stages).map_err(|e| e.to_string())?;
+        for path in &stale {
+            println!("{}: the generated diff is stale", path.strip_prefix(&repo).unwrap_or(path).display());
+        }
+        if !stale.is_empty() {
+            println!("run `{}` and commit the result", stage_diff::WRITE_COMMAND);
+            return Ok(ExitCode::FAILURE);
+        }
+        println!("stage READMEs: generated diffs up to date");
+    } else if args.write {
+        let written = stage_diff::write_readmes(&repo, &args.stages).map_err(|e| e.to_string())?;
+        for path in &written {
+            println!("wrote {}", path.strip_prefix(&repo).unwrap_or(path).display());
+        }
+        println!("stage READMEs: {} rewritten", written.len());
+    } else {
+        let stages = match args.stages.is_empty() {
+            true => stage_diff::stage_dirs(&repo).map_err(|e| e.to_string())?.into_iter().map(|(n, _)| n).collect(),
+            false => args.stages,
+        };
+        let texts: Vec<String> = stages
+            .iter()
+            .map(|&n| stage_diff::stage_diff(&repo, n).map(|diff| diff.text()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        print!("{}", texts.join("\n"));
+    }
+    Ok(ExitCode::SUCCESS)
 }

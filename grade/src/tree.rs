@@ -28,6 +28,10 @@ pub enum TreeError {
     OutIsRepo(PathBuf),
 }
 
+/// Plausible wrong answers to each exercise (`grade/mutants/<exercise>/<mutant>.rs`, see
+/// `grade/README.md`). Each is the solution with one mistake, so handouts leave them out.
+pub const MUTANTS_DIR: &str = "grade/mutants";
+
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> TreeError + '_ {
     move |source| TreeError::Io { path: path.to_path_buf(), source }
 }
@@ -135,8 +139,8 @@ pub struct HandoutSummary {
     pub stubbed: Vec<String>,
 }
 
-/// Writes to `out` a copy of the repository at `repo` in which the regions named in `stub`
-/// are replaced by stubs. Files whose content is already right are not touched, so writing
+/// Writes to `out` a copy of the repository at `repo` (without [`MUTANTS_DIR`]) in which the
+/// regions named in `stub` are replaced by stubs. Files whose content is already right are not touched, so writing
 /// handouts again and again into one directory rebuilds only what changed.
 pub fn write_handout(repo: &Path, out: &Path, stub: &[String]) -> Result<HandoutSummary, TreeError> {
     let repo_abs = repo.canonicalize().map_err(io_error(repo))?;
@@ -144,7 +148,7 @@ pub fn write_handout(repo: &Path, out: &Path, stub: &[String]) -> Result<Handout
     if out.canonicalize().map_err(io_error(out))? == repo_abs {
         return Err(TreeError::OutIsRepo(out.to_path_buf()));
     }
-    let files = list_files(repo)?;
+    let files: Vec<PathBuf> = list_files(repo)?.into_iter().filter(|f| !f.starts_with(MUTANTS_DIR)).collect();
     let sources = stage_sources(repo, &files)?;
     let all = regions::parse_tree(&sources)?;
     let mut summary = HandoutSummary { files: files.len(), ..Default::default() };

@@ -38,18 +38,18 @@ fn full_tree_gets_full_marks_and_a_stage1_handout_gets_zero() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "grade failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.lines().any(|l| l == "Score: 10/10"), "{stdout}");
+    assert!(stdout.lines().any(|l| l == "Score: 15/15"), "{stdout}");
     assert!(stdout.contains("hello / prints HELLO, WORLD!"), "{stdout}");
     assert!(!stdout.contains('\x1b'), "no colour when stdout is not a terminal");
     let json = std::fs::read_to_string(&json_file).unwrap();
     assert_valid(&json);
     let value: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(value["points"], serde_json::json!({"earned": 10, "possible": 10}));
+    assert_eq!(value["points"], serde_json::json!({"earned": 15, "possible": 15}));
     assert_eq!(value["status"], "pass");
 
     // A handout with stage 1's exercise stubbed: 0 points, and the failure says why.
     let handout = tmp.join("handout-stage1");
-    tree::write_handout(&repo, &handout, &["stage1-uppercase".to_string()]).unwrap();
+    tree::write_handout(&repo, &handout, &["stage1-exit-handling".to_string()]).unwrap();
     let report = grade(&GradeOptions {
         repo: handout.clone(),
         stages: vec![1],
@@ -59,14 +59,14 @@ fn full_tree_gets_full_marks_and_a_stage1_handout_gets_zero() {
         progress: false,
     });
     assert_eq!(report.stages[0].status, StageStatus::Graded);
-    assert_eq!((report.points.earned, report.points.possible), (0, 10), "{}", report::table(&report, false));
+    assert_eq!((report.points.earned, report.points.possible), (0, 15), "{}", report::table(&report, false));
     let hello = report.stages[0].checks.iter().find(|c| c.check == "prints HELLO, WORLD!").unwrap();
     assert_eq!(hello.status, Status::Fail);
     assert_eq!(hello.expected, "(?m)^HELLO, WORLD!$");
-    assert!(hello.output_excerpt.contains("stage 1 exercise stage1-uppercase"), "{}", hello.output_excerpt);
+    assert!(hello.output_excerpt.contains("stage 1 exercise stage1-exit-handling"), "{}", hello.output_excerpt);
     let table = report::table(&report, false);
     assert!(table.contains("expected: /(?m)^HELLO, WORLD!$/"), "{table}");
-    assert!(table.contains("Score: 0/10"), "{table}");
+    assert!(table.contains("Score: 0/15"), "{table}");
     // The error path does not reach the stub: it still passes (it is worth 0 points).
     assert!(report.stages[0].checks.iter().any(|c| c.checkpoint == "bad flag" && c.status == Status::Pass));
     let json = report::json(&report);

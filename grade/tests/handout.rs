@@ -56,19 +56,23 @@ fn a_handout_for_one_stage_stubs_only_that_stage() {
     let repo = checkpoints::repo_root();
     let all = tree::exercises(&repo).unwrap();
     let chosen = tree::select(&all, &[1], &[]).unwrap();
-    assert_eq!(chosen.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["stage1-uppercase"]);
+    assert_eq!(chosen.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["stage1-exit-handling"]);
     let err = tree::select(&all, &[], &["stage9-nothing".to_string()]).unwrap_err();
-    assert!(err.to_string().starts_with("no exercise 'stage9-nothing' (there are: stage1-uppercase, "), "{err}");
+    assert!(err.to_string().starts_with("no exercise 'stage9-nothing' (there are: stage1-exit-handling, "), "{err}");
 
     let out = tempfile::tempdir().unwrap();
-    let summary = tree::write_handout(&repo, out.path(), &["stage1-uppercase".to_string()]).unwrap();
-    assert_eq!(summary.stubbed, ["stage1-uppercase"]);
+    let summary = tree::write_handout(&repo, out.path(), &["stage1-exit-handling".to_string()]).unwrap();
+    assert_eq!(summary.stubbed, ["stage1-exit-handling"]);
     let lib = std::fs::read_to_string(out.path().join("stages/01-hello/src/lib.rs")).unwrap();
-    assert!(lib.contains("todo!(\"stage 1 exercise stage1-uppercase (fn emulate_serial_byte): "));
+    assert!(lib.contains("todo!(\"stage 1 exercise stage1-exit-handling (fn handle_exit): "));
+    assert!(
+        repo.join(tree::MUTANTS_DIR).is_dir() && !out.path().join(tree::MUTANTS_DIR).exists(),
+        "no mutants in a handout: each is nearly the solution"
+    );
     let memory = "stages/02-memory/src/memory.rs";
     assert_eq!(std::fs::read(repo.join(memory)).unwrap(), std::fs::read(out.path().join(memory)).unwrap());
     // Writing the same handout again touches nothing.
-    let again = tree::write_handout(&repo, out.path(), &["stage1-uppercase".to_string()]).unwrap();
+    let again = tree::write_handout(&repo, out.path(), &["stage1-exit-handling".to_string()]).unwrap();
     assert_eq!(again.written, 0);
     // A handout over the tree itself is refused.
     assert!(matches!(tree::write_handout(&repo, &repo, &[]), Err(tree::TreeError::OutIsRepo(_))));

@@ -78,7 +78,7 @@ impl Bilingual {
     }
 }
 
-/// The four kinds of question the issue asks for.
+/// The kinds of question.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
@@ -90,6 +90,9 @@ pub enum Kind {
     Short,
     /// Read an excerpt of the real source, then answer with choices or a short answer.
     Code,
+    /// Put the items in order (steps of a protocol, stages of a boot): `answer` lists every
+    /// key in the right order.
+    Order,
 }
 
 impl Kind {
@@ -100,10 +103,12 @@ impl Kind {
             (Kind::Multiple, Lang::En) => "multiple choice",
             (Kind::Short, Lang::En) => "short answer",
             (Kind::Code, Lang::En) => "code reading",
+            (Kind::Order, Lang::En) => "ordering",
             (Kind::Single, Lang::Zh) => "单选",
             (Kind::Multiple, Lang::Zh) => "多选",
             (Kind::Short, Lang::Zh) => "简答",
             (Kind::Code, Lang::Zh) => "读代码",
+            (Kind::Order, Lang::Zh) => "排序",
         }
     }
 }
@@ -129,6 +134,13 @@ pub enum AnswerSpec {
         /// Whether more than one may be picked.
         multiple: bool,
     },
+    /// Items to put in order, and their keys in the right order (every key once).
+    Order {
+        /// The items in the order shown.
+        choices: Vec<Choice>,
+        /// Keys of the items in the right order.
+        answer: Vec<String>,
+    },
     /// A typed answer and the alternatives accepted.
     Text {
         /// Accepted answers (compared after normalisation, see [`crate::marking`]).
@@ -151,6 +163,9 @@ pub struct Question {
     pub file: String,
     /// The marker of the excerpt to show, if any.
     pub marker: Option<String>,
+    /// For a question on the course's concepts rather than on this code: the research question
+    /// it serves (`"trap-and-emulate"`, `"epoll"`...).
+    pub concept: Option<String>,
     /// The question.
     pub prompt: Bilingual,
     /// A hint, offered before answering.
@@ -217,6 +232,7 @@ struct RawQuestion {
     kind: Kind,
     file: String,
     marker: Option<String>,
+    concept: Option<String>,
     prompt_en: Option<String>,
     prompt_zh: Option<String>,
     hint_en: Option<String>,
@@ -274,7 +290,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Bank, BankError> {
             Kind::Code => matches!(q.answer, Some(OneOrMany::Many(_))),
             _ => false,
         };
-        let answer = if matches!(q.kind, Kind::Single | Kind::Multiple) || (q.kind == Kind::Code && has_choices) {
+        let answer = if matches!(q.kind, Kind::Single | Kind::Multiple | Kind::Order)
+            || (q.kind == Kind::Code && has_choices)
+        {
             let keys = match q.answer {
                 Some(OneOrMany::One(key)) => vec![key],
                 Some(OneOrMany::Many(keys)) => keys,
@@ -282,7 +300,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Bank, BankError> {
             };
             let choices =
                 q.choices.into_iter().map(|c| Choice { key: c.key, text: Bilingual::new(c.en, c.zh) }).collect();
-            AnswerSpec::Choices { choices, answer: keys, multiple }
+            if q.kind == Kind::Order {
+                AnswerSpec::Order { choices, answer: keys }
+            } else {
+                AnswerSpec::Choices { choices, answer: keys, multiple }
+            }
         } else {
             AnswerSpec::Text { accept: q.accept, numeric: q.numeric }
         };
@@ -292,6 +314,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Bank, BankError> {
             kind: q.kind,
             file: q.file,
             marker: q.marker,
+            concept: q.concept,
             prompt: Bilingual::new(q.prompt_en, q.prompt_zh),
             hint: Bilingual::new(q.hint_en, q.hint_zh),
             explain: Bilingual::new(q.explain_en, q.explain_zh),
@@ -400,6 +423,15 @@ zh = "乙"
             matches!(&bank.questions[1].answer, AnswerSpec::Choices { answer, multiple: false, .. } if answer == &["b"])
         );
         assert_eq!(bank.title.get(Lang::Zh), "你好");
+    }
+
+    #[test]
+    fn an_ordering_keeps_its_answer_in_order() {
+        let order =
+            GOOD.replace("kind = \"single\"", "kind = \"order\"").replace("answer = \"b\"", "answer = [\"b\", \"a\"]");
+        let bank = parse(Path::new("b.toml"), &order).unwrap();
+        assert!(matches!(&bank.questions[1].answer, AnswerSpec::Order { answer, .. } if answer == &["b", "a"]));
+        assert_eq!(bank.questions[1].kind.label(Lang::Zh), "排序");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! 1.serial-port = 0x3f8      # a short answer (numbers in any base where the question says so)
 //! 1.exit-kind = b            # a single choice: its key
 //! 1.unsafe-parts = a, c      # a multiple choice: every key, in any order ("ac" works too)
+//! 1.entry-order = c, a, b    # an ordering: every key, in the right order ("cab" works too)
 //! 1.exit-kind = c            # the same question again: the second attempt, if the first was wrong
 //! ```
 //!
@@ -99,6 +100,7 @@ fn strip_comment(line: &str) -> &str {
 fn response(question: &Question, answer: &str) -> Response {
     match &question.answer {
         AnswerSpec::Choices { .. } => Response::Choices(marking::parse_choice_keys(answer)),
+        AnswerSpec::Order { .. } => Response::Choices(marking::parse_key_sequence(answer)),
         AnswerSpec::Text { .. } => Response::Text(answer.to_string()),
     }
 }

@@ -17,6 +17,7 @@ mod progress;
 mod report;
 mod session;
 mod show;
+mod shuffle;
 
 // The excerpts (`// qa:begin NAME` … `// qa:end NAME`), found by the parser `grade` shares.
 use source_markers::excerpt as markers;
@@ -110,15 +111,18 @@ fn main() -> ExitCode {
 }
 
 fn run_lint(repo: &Path) -> ExitCode {
-    let (problems, checked) = lint::lint(repo);
-    for problem in &problems {
+    let report = lint::lint(repo);
+    for problem in &report.problems {
         println!("{problem}");
     }
-    if problems.is_empty() {
-        println!("qa lint: {checked} questions in {} OK", repo.join(bank::BANK_DIR).display());
+    for stage in &report.stages {
+        println!("{stage}");
+    }
+    if report.problems.is_empty() {
+        println!("qa lint: {} questions in {} OK", report.checked(), repo.join(bank::BANK_DIR).display());
         ExitCode::SUCCESS
     } else {
-        println!("qa lint: {} problem(s)", problems.len());
+        println!("qa lint: {} problem(s)", report.problems.len());
         ExitCode::FAILURE
     }
 }

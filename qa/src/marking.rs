@@ -55,16 +55,21 @@ pub fn parse_number(text: &str) -> Option<u128> {
     u128::from_str_radix(digits, radix).ok()
 }
 
-/// Parses the keys of picked choices as a script writes them: `b`, `a,c`, `a c`, `AC`.
-pub fn parse_choice_keys(text: &str) -> Vec<String> {
+/// Parses keys in the order written: `c a b`, `c,a,b`, `c → a → b`, `CAB`.
+pub fn parse_key_sequence(text: &str) -> Vec<String> {
     let text = normalise(text);
-    let parts: Vec<&str> = text.split([',', ' ', ';', '，', '、']).filter(|p| !p.is_empty()).collect();
-    let mut keys: Vec<String> = if parts.len() == 1 && parts[0].chars().all(|c| c.is_ascii_alphabetic()) {
-        // "ac": one key per letter (keys are single letters in every bank).
+    let parts: Vec<&str> = text.split([',', ' ', ';', '，', '、', '>', '→', '-']).filter(|p| !p.is_empty()).collect();
+    if parts.len() == 1 && parts[0].chars().all(|c| c.is_ascii_alphabetic()) {
+        // "cab": one key per letter (keys are single letters in every bank).
         parts[0].chars().map(String::from).collect()
     } else {
         parts.into_iter().map(String::from).collect()
-    };
+    }
+}
+
+/// Parses the keys of picked choices as a script writes them: `b`, `a,c`, `a c`, `AC`.
+pub fn parse_choice_keys(text: &str) -> Vec<String> {
+    let mut keys = parse_key_sequence(text);
     keys.sort();
     keys.dedup();
     keys
@@ -81,6 +86,9 @@ pub fn is_correct(question: &Question, response: &Response) -> bool {
             got.sort();
             got.dedup();
             want == got
+        }
+        (AnswerSpec::Order { answer, .. }, Response::Choices(given)) => {
+            answer.iter().map(|k| normalise(k)).eq(given.iter().map(|k| normalise(k)))
         }
         (AnswerSpec::Text { accept, numeric }, Response::Text(text)) => {
             let given = normalise(text);
@@ -103,6 +111,12 @@ pub fn expected(question: &Question, lang: crate::i18n::Lang) -> String {
             .map(|c| format!("{}) {}", c.key, c.text.get(lang)))
             .collect::<Vec<_>>()
             .join("; "),
+        AnswerSpec::Order { choices, answer } => answer
+            .iter()
+            .filter_map(|key| choices.iter().find(|c| &c.key == key))
+            .map(|c| format!("{}) {}", c.key, c.text.get(lang)))
+            .collect::<Vec<_>>()
+            .join(" → "),
         AnswerSpec::Text { accept, .. } => accept.first().cloned().unwrap_or_default(),
     }
 }
@@ -119,6 +133,7 @@ mod tests {
             kind: Kind::Short,
             file: "f".into(),
             marker: None,
+            concept: None,
             prompt: Bilingual::default(),
             hint: Bilingual::default(),
             explain: Bilingual::default(),
@@ -163,6 +178,22 @@ mod tests {
         assert!(!is_correct(&q, &Response::Choices(vec!["a".into()])));
         assert!(!is_correct(&q, &Response::Choices(vec!["a".into(), "b".into(), "c".into()])));
         assert!(!is_correct(&q, &Response::Text("a,c".into())));
+    }
+
+    #[test]
+    fn an_order_must_be_exactly_right() {
+        let choice = |k: &str| Choice { key: k.into(), text: Bilingual { en: k.to_uppercase(), zh: k.into() } };
+        let q = question(AnswerSpec::Order {
+            choices: vec![choice("a"), choice("b"), choice("c")],
+            answer: vec!["c".into(), "a".into(), "b".into()],
+        });
+        for given in ["c a b", "c,a,b", "CAB", "c → a → b", "c > a > b", "c、a、b"] {
+            assert!(is_correct(&q, &Response::Choices(parse_key_sequence(given))), "{given}");
+        }
+        for given in ["a b c", "c a", "c a b b", "c a b d", ""] {
+            assert!(!is_correct(&q, &Response::Choices(parse_key_sequence(given))), "{given}");
+        }
+        assert_eq!(expected(&q, crate::i18n::Lang::En), "c) C → a) A → b) B");
     }
 
     #[test]

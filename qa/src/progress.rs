@@ -54,6 +54,9 @@ pub struct Progress {
     /// The language last chosen with `--lang`.
     #[serde(default)]
     pub lang: Option<Lang>,
+    /// The seed of this student's choice orders (see [`crate::shuffle`]); made on first use.
+    #[serde(default)]
+    pub seed: Option<u64>,
     /// Per question, keyed `stage.id`.
     #[serde(default)]
     pub questions: BTreeMap<String, Record>,
@@ -123,6 +126,21 @@ impl Store {
         self.save()
     }
 
+    /// The seed of the choice orders, made and saved at once the first time, so that a question
+    /// shows its choices in the same order after a restart even if it was not answered.
+    ///
+    /// # Errors
+    /// [`ProgressError::Write`].
+    pub fn seed(&mut self) -> Result<u64, ProgressError> {
+        if let Some(seed) = self.progress.seed {
+            return Ok(seed);
+        }
+        let seed = crate::shuffle::new_seed();
+        self.progress.seed = Some(seed);
+        self.save()?;
+        Ok(seed)
+    }
+
     /// Forgets the questions whose key starts with `prefix` (all of them for "").
     ///
     /// # Errors
@@ -168,6 +186,17 @@ mod tests {
         assert_eq!(store.get("1.port"), Some(&record));
         assert_eq!(store.reset("1.").unwrap(), 1);
         assert!(store.get("1.port").is_none() && store.get("2.slots").is_some());
+    }
+
+    #[test]
+    fn the_seed_is_made_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::load(dir.path(), &mut |w| panic!("{w}"));
+        let seed = store.seed().unwrap();
+        let mut store = Store::load(dir.path(), &mut |w| panic!("{w}"));
+        assert_eq!(store.progress.seed, Some(seed), "saved as soon as it is made");
+        store.reset("").unwrap();
+        assert_eq!(store.seed().unwrap(), seed, "a reset forgets answers, not the order");
     }
 
     #[test]

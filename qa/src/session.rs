@@ -1,7 +1,8 @@
 //! The interactive session: welcome, the stages and their progress, then phase by phase an
 //! introduction, the questions one at a time, and an offer to run the stage live.
 //!
-//! Progress is saved after every question, so quitting (`q`/Esc in a menu, `:q` in a text
+//! Choices are shown in an order of the student's own, the same each time a question comes
+//! back (see [`crate::shuffle`]). Progress is saved after every question, so quitting (`q`/Esc in a menu, `:q` in a text
 //! answer) or Ctrl-C loses nothing already answered. Dialoguer hides the cursor while a menu is
 //! open; every way out of a prompt shows it again (see [`restore_terminal`]).
 
@@ -9,7 +10,7 @@ use crate::bank::{AnswerSpec, Bank, Question};
 use crate::context::Context;
 use crate::marking::{self, Response};
 use crate::progress::ProgressError;
-use crate::{markers, report, show};
+use crate::{markers, report, show, shuffle};
 use colored::Colorize;
 use dialoguer::console::Term;
 use dialoguer::theme::{ColorfulTheme, SimpleTheme, Theme};
@@ -165,6 +166,9 @@ fn run_phase(ctx: &mut Context, index: usize, theme: &dyn Theme) -> Result<Flow,
 
 /// Asks one question, with up to [`MAX_ATTEMPTS`] attempts, and records the outcome.
 fn ask(ctx: &mut Context, bank: &Bank, n: usize, question: &Question, theme: &dyn Theme) -> Result<Flow, SessionError> {
+    let key = bank.key(question);
+    // The choices in this student's order for this question, relabelled a, b, c… (see shuffle).
+    let question = &shuffle::shown(question, ctx.store.seed()?, &key);
     println!("\n{}", show::question_heading(bank, n, question, ctx.lang));
     let excerpt = question.marker.as_ref().map(|name| markers::find(&ctx.repo, &question.file, name));
     let excerpt = match excerpt {
@@ -179,7 +183,6 @@ fn ask(ctx: &mut Context, bank: &Bank, n: usize, question: &Question, theme: &dy
         None => None,
     };
     println!("{}", question.prompt.get(ctx.lang).bold());
-    let key = bank.key(question);
     let mut record = ctx.record(bank, question);
     record.attempts = 0;
     while record.attempts < MAX_ATTEMPTS {
@@ -212,7 +215,7 @@ fn ask(ctx: &mut Context, bank: &Bank, n: usize, question: &Question, theme: &dy
     Ok(Flow::Continue)
 }
 
-/// One prompt for `question`: a menu for choices, a line for text.
+/// One prompt for `question`: a menu for choices, a line for text or an order.
 fn prompt(ctx: &Context, question: &Question, theme: &dyn Theme, offer_hint: bool) -> Result<Step, SessionError> {
     let hint_item = ctx.t("(show the hint)", "（看提示）").to_string();
     match &question.answer {
@@ -244,6 +247,23 @@ fn prompt(ctx: &Context, question: &Question, theme: &dyn Theme, offer_hint: boo
                 })
             }
         }
+        AnswerSpec::Order { choices, .. } => {
+            for c in choices {
+                println!("  {}) {}", c.key, c.text.get(ctx.lang));
+            }
+            let prompt = if offer_hint {
+                ctx.t(
+                    "Your answer: the keys from first to last, e.g. `c a b` (? hint, :q quit)",
+                    "你的答案：按从先到后的顺序写出各项的字母，例如 `c a b`（? 提示，:q 退出）",
+                )
+            } else {
+                ctx.t(
+                    "Your answer: the keys from first to last, e.g. `c a b` (:q quit)",
+                    "你的答案：按从先到后的顺序写出各项的字母，例如 `c a b`（:q 退出）",
+                )
+            };
+            typed(theme, prompt, offer_hint, |text| Response::Choices(marking::parse_key_sequence(&text)))
+        }
         AnswerSpec::Text { numeric, .. } => {
             let prompt = match (numeric, offer_hint) {
                 (true, true) => {
@@ -253,20 +273,30 @@ fn prompt(ctx: &Context, question: &Question, theme: &dyn Theme, offer_hint: boo
                 (false, true) => ctx.t("Your answer (? hint, :q quit)", "你的答案（? 提示，:q 退出）"),
                 (false, false) => ctx.t("Your answer (:q quit)", "你的答案（:q 退出）"),
             };
-            // An empty line is a slip of the Enter key, not an attempt: ask again.
-            let text: String = loop {
-                let text: String = Input::with_theme(theme).with_prompt(prompt).allow_empty(true).interact_text()?;
-                if !marking::normalise(&text).is_empty() {
-                    break text;
-                }
-            };
-            Ok(match marking::normalise(&text).as_str() {
-                ":q" | ":quit" => Step::Quit,
-                "?" if offer_hint => Step::Hint,
-                _ => Step::Answer(Response::Text(text)),
-            })
+            typed(theme, prompt, offer_hint, Response::Text)
         }
     }
+}
+
+/// A typed line: `:q` quits, `?` asks for the hint (when offered), anything else is an answer.
+fn typed(
+    theme: &dyn Theme,
+    prompt: &str,
+    offer_hint: bool,
+    answer: impl Fn(String) -> Response,
+) -> Result<Step, SessionError> {
+    // An empty line is a slip of the Enter key, not an attempt: ask again.
+    let text: String = loop {
+        let text: String = Input::with_theme(theme).with_prompt(prompt).allow_empty(true).interact_text()?;
+        if !marking::normalise(&text).is_empty() {
+            break text;
+        }
+    };
+    Ok(match marking::normalise(&text).as_str() {
+        ":q" | ":quit" => Step::Quit,
+        "?" if offer_hint => Step::Hint,
+        _ => Step::Answer(answer(text)),
+    })
 }
 
 /// Whether the stage's binary exists yet (stages 5–7 get theirs while this is written).

@@ -54,20 +54,36 @@ fn answers_on_stdin_are_marked_recorded_and_reported() {
 fn answers_from_a_file_in_chinese_with_numbers_in_any_base() {
     let state = tempfile::tempdir().unwrap();
     let file = state.path().join("answers.txt");
-    // 1.serial-port accepts 0x3f8; 1016 is the same number.
-    std::fs::write(&file, "1.serial-port = 1016\n").unwrap();
+    // 1.guest-phys-addr accepts 0x1000; 4096 is the same number.
+    std::fs::write(&file, "1.guest-phys-addr = 4096\n").unwrap();
     let out =
         run(state.path(), &["--answers", file.to_str().unwrap(), "--lang", "zh", "--no-color", "--stage", "1"], "");
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
-    assert!(stdout.contains("1.serial-port") && stdout.contains("✓ 正确"), "{stdout}");
-    assert!(stdout.contains("合计: 1/9"), "{stdout}");
+    assert!(stdout.contains("1.guest-phys-addr") && stdout.contains("✓ 正确"), "{stdout}");
+    let total = questions(&bank(1)).len();
+    assert!(stdout.contains(&format!("合计: 1/{total}")), "{stdout}");
+}
+
+#[test]
+fn an_ordering_is_answered_with_the_banks_keys_in_order() {
+    let state = tempfile::tempdir().unwrap();
+    let questions = questions(&bank(1));
+    let order = questions.iter().find(|q| q["kind"].as_str() == Some("order")).expect("stage 1 has an ordering");
+    let id = format!("1.{}", order["id"].as_str().unwrap());
+    let answers = format!("{id} = {}\n{id} = {}\n", wrong_answer(order), right_answer(order).replace(',', " → "));
+    let out = run(state.path(), &["--lang", "en", "--no-color"], &answers);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with(&id) && lines[0].contains("✗ wrong, one more try"), "{stdout}");
+    assert!(lines[1].starts_with(&id) && lines[1].contains("✓ right"), "{stdout}");
 }
 
 #[test]
 fn an_unknown_question_names_the_line() {
     let state = tempfile::tempdir().unwrap();
-    let out = run(state.path(), &[], "1.serial-port = 0x3f8\n\n1.no-such-question = a\n");
+    let out = run(state.path(), &[], "1.guest-phys-addr = 0x1000\n\n1.no-such-question = a\n");
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("<stdin>:3:") && stderr.contains("no-such-question"), "{stderr}");
@@ -81,7 +97,7 @@ fn a_corrupt_progress_file_is_set_aside_not_a_crash() {
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("corrupt") && stderr.contains("progress.json.corrupt-"), "{stderr}");
-    assert!(text(&out.stdout).contains(" 0/9"), "starts afresh");
+    assert!(text(&out.stdout).contains(&format!(" 0/{}", questions(&bank(1)).len())), "starts afresh");
     let aside = std::fs::read_dir(state.path())
         .unwrap()
         .filter_map(|e| e.ok())

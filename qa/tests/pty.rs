@@ -1,10 +1,11 @@
 //! A real interactive session in a pseudo-terminal: answer some of stage 1's questions (right,
 //! wrong then right, wrong twice, right after a hint), press Ctrl-C, start again, and find the
-//! progress resumed at the next question.
+//! progress resumed at the next question, its choices in the same order as before. The test
+//! reads each menu as a person does: the session shows the choices in an order of its own.
 
 mod common;
 use common::*;
-use expectrl::Session;
+use expectrl::{Regex, Session};
 use std::time::Duration;
 
 /// Show-cursor and hide-cursor escape sequences (dialoguer hides the cursor in menus).
@@ -40,34 +41,65 @@ fn expect(session: &mut Session, needle: &str) -> String {
     }
 }
 
-/// The keys that give `answer` at the prompt of `question`: a typed line, or menu moves.
-fn answer_keys(question: &toml::Value, answer: &str) -> String {
+/// The choices' texts in English, in bank order (none for a typed answer).
+fn choice_texts(question: &toml::Value) -> Vec<String> {
+    let choices = question.get("choices").and_then(|c| c.as_array());
+    choices.map_or(Vec::new(), |c| c.iter().map(|c| c["en"].as_str().unwrap().to_string()).collect())
+}
+
+/// Reads the menu the session draws after "Your answer": for each choice in bank order, its
+/// position on the screen (the session shuffles them and labels them a, b, c… as shown).
+fn menu(session: &mut Session, question: &toml::Value) -> Vec<usize> {
+    let texts = choice_texts(question);
+    let alternatives: Vec<String> = texts.iter().map(|t| regex::escape(t)).collect();
+    let item = format!("[a-z]\\) (?:{})", alternatives.join("|"));
+    let whole = format!("(?s){item}(?:.*?{item}){{{}}}", texts.len() - 1);
+    let found = session.expect(Regex(whole.as_str())).unwrap_or_else(|e| panic!("the menu of {question}: {e}"));
+    let drawn = text(found.get(0).unwrap());
+    let labelled = regex::Regex::new(&format!("([a-z])\\) ({})", alternatives.join("|"))).unwrap();
+    let mut positions = vec![usize::MAX; texts.len()];
+    for caps in labelled.captures_iter(&drawn) {
+        let index = texts.iter().position(|t| t == &caps[2]).unwrap();
+        positions[index] = usize::from(caps[1].as_bytes()[0] - b'a');
+    }
+    assert!(!positions.contains(&usize::MAX), "every choice is in the menu:\n{drawn}");
+    positions
+}
+
+/// The keys that give `answer` (bank keys, as in an answers file) at the prompt of
+/// `question`, whose menu shows choice i at `positions[i]`: a typed line, or menu moves.
+fn answer_keys(question: &toml::Value, answer: &str, positions: &[usize]) -> String {
     let Some(choices) = question.get("choices").and_then(|c| c.as_array()) else {
         return format!("{answer}\r");
     };
-    let wanted: Vec<&str> = answer.split(',').collect();
-    let index = |key: &str| choices.iter().position(|c| c["key"].as_str() == Some(key)).unwrap();
+    let wanted: Vec<usize> = answer
+        .split(',')
+        .map(|key| positions[choices.iter().position(|c| c["key"].as_str() == Some(key)).unwrap()])
+        .collect();
     if question.get("answer").is_some_and(|a| a.is_array()) {
         // MultiSelect: walk down the list, toggling with Space.
         let mut keys = String::new();
-        for (i, choice) in choices.iter().enumerate() {
-            if wanted.contains(&choice["key"].as_str().unwrap()) {
+        for shown in 0..choices.len() {
+            if wanted.contains(&shown) {
                 keys.push(' ');
             }
-            if i + 1 < choices.len() {
+            if shown + 1 < choices.len() {
                 keys.push('j');
             }
         }
         keys + "\r"
     } else {
-        "j".repeat(index(wanted[0])) + "\r"
+        "j".repeat(wanted[0]) + "\r"
     }
 }
 
-/// Waits for the question's prompt and answers it.
-fn give(session: &mut Session, question: &toml::Value, answer: &str) {
+/// Waits for the question's prompt, reads its menu if it has one, and answers; returns where
+/// the menu showed each choice.
+fn give(session: &mut Session, question: &toml::Value, answer: &str) -> Vec<usize> {
     expect(session, "Your answer");
-    keys(session, &answer_keys(question, answer));
+    let positions = if question.get("choices").is_some() { menu(session, question) } else { Vec::new() };
+    keys(session, &answer_keys(question, answer, &positions));
+    positions
 }
 
 #[test]
@@ -75,6 +107,10 @@ fn a_pty_session_is_marked_interrupted_and_resumed() {
     let state = tempfile::tempdir().unwrap();
     let questions = questions(&bank(1));
     let total = questions.len();
+    // What this test walks through: choices first, a typed answer to get wrong, a menu to get
+    // wrong twice, a typed answer with a hint, and a menu to come back to.
+    let has_menu = |i: usize| questions[i].get("choices").is_some();
+    assert!(has_menu(0) && !has_menu(1) && has_menu(2) && !has_menu(3) && has_menu(4), "stage 1's first questions");
 
     let mut session = spawn(state.path());
     let welcome = expect(&mut session, "Phase 1");
@@ -93,29 +129,34 @@ fn a_pty_session_is_marked_interrupted_and_resumed() {
     give(&mut session, &questions[1], &right_answer(&questions[1]));
     expect(&mut session, "✓ Right.");
 
-    // Question 3: wrong twice; the answer and the explanation are shown.
+    // Question 3: wrong twice; the answer and the explanation are shown, in the same order as
+    // the menu (the retry shows the same order).
     expect(&mut session, &format!("[Stage 1.3/{total}]"));
-    give(&mut session, &questions[2], &wrong_answer(&questions[2]));
+    let first = give(&mut session, &questions[2], &wrong_answer(&questions[2]));
     expect(&mut session, "One more try.");
-    give(&mut session, &questions[2], &wrong_answer(&questions[2]));
-    expect(&mut session, "✗ Wrong. The answer:");
-    expect(&mut session, "Why:");
+    let second = give(&mut session, &questions[2], &wrong_answer(&questions[2]));
+    assert_eq!(first, second, "a retry shows the choices in the same order");
+    let right = &right_answer(&questions[2]);
+    let right_index = questions[2]["choices"].as_array().unwrap().iter().position(|c| c["key"].as_str() == Some(right));
+    let label = char::from(b'a' + first[right_index.unwrap()] as u8);
+    let verdict = expect(&mut session, "Why:");
+    assert!(
+        verdict.contains(&format!("✗ Wrong. The answer: {label}) ")),
+        "the answer as the menu labelled it:\n{verdict}"
+    );
 
     // Question 4: ask for the hint first, then answer right.
     expect(&mut session, &format!("[Stage 1.4/{total}]"));
-    let hint_keys = match questions[3].get("choices").and_then(|c| c.as_array()) {
-        Some(choices) => "j".repeat(choices.len()) + "\r",
-        None => "?\r".to_string(),
-    };
     expect(&mut session, "Your answer");
-    keys(&mut session, &hint_keys);
+    keys(&mut session, "?\r");
     expect(&mut session, "Hint:");
     give(&mut session, &questions[3], &right_answer(&questions[3]));
     expect(&mut session, "✓ Right.");
 
-    // Question 5: Ctrl-C at the prompt.
+    // Question 5: note the order of its menu, then Ctrl-C at the prompt.
     expect(&mut session, &format!("[Stage 1.5/{total}]"));
     expect(&mut session, "Your answer");
+    let before = menu(&mut session, &questions[4]);
     keys(&mut session, "\x03");
     let tail = expect(&mut session, "Interrupted; progress saved.");
     let status = session.get_process().wait().unwrap();
@@ -137,17 +178,19 @@ fn a_pty_session_is_marked_interrupted_and_resumed() {
     assert_eq!(record(&questions[2])["correct"], false);
     assert_eq!(record(&questions[3])["hint_used"], true);
     assert!(record(&questions[4]).is_null(), "the interrupted question is not recorded");
+    assert!(progress["seed"].is_u64(), "the student's choice order is kept: {progress}");
 
-    // Start again: 4 answered, 3 right, and the session resumes at question 5.
+    // Start again: 4 answered, 3 right, and the session resumes at question 5, whose choices
+    // come in the same order as before.
     let mut session = spawn(state.path());
     let welcome = expect(&mut session, "Phase 1");
     assert!(welcome.contains(&format!(" 4/{total}")) && welcome.contains("✓3"), "progress resumed:\n{welcome}");
     let next = expect(&mut session, "Your answer");
     assert!(next.contains(&format!("[Stage 1.5/{total}]")), "resumes at question 5:\n{next}");
     assert!(!next.contains(&format!("[Stage 1.1/{total}]")), "answered questions are not asked again");
-    // Quit cleanly this time: `q` in a menu, `:q` in a text prompt.
-    let quit = if questions[4].get("choices").is_some() { "q" } else { ":q\r" };
-    keys(&mut session, quit);
+    assert_eq!(menu(&mut session, &questions[4]), before, "a resumed question keeps its order");
+    // Quit cleanly this time: `q` in a menu.
+    keys(&mut session, "q");
     expect(&mut session, "Progress saved");
     let status = session.get_process().wait().unwrap();
     assert!(format!("{status:?}").contains(", 0)"), "clean exit after quitting: {status:?}");
@@ -186,4 +229,37 @@ fn the_end_of_a_phase_offers_a_live_run_and_copes_with_a_missing_binary() {
     expect(&mut session, "That was the last phase");
     let status = session.get_process().wait().unwrap();
     assert!(format!("{status:?}").contains(", 0)"), "{status:?}");
+}
+
+#[test]
+fn an_ordering_is_answered_by_typing_the_labels_it_shows() {
+    // Everything in stage 1 but its ordering answered already, by the non-interactive mode.
+    let state = tempfile::tempdir().unwrap();
+    let questions = questions(&bank(1));
+    let (index, order) = questions.iter().enumerate().find(|(_, q)| q["kind"].as_str() == Some("order")).unwrap();
+    let answers: String = questions
+        .iter()
+        .filter(|q| q["id"] != order["id"])
+        .map(|q| format!("1.{} = {}\n", q["id"].as_str().unwrap(), right_answer(q)))
+        .collect();
+    assert!(run(state.path(), &[], &answers).status.success());
+
+    let mut session = spawn(state.path());
+    expect(&mut session, &format!("[Stage 1.{}/{}]", index + 1, questions.len()));
+    // The items come before the prompt, shuffled and labelled a, b, c… as shown.
+    let shown = expect(&mut session, "Your answer");
+    let texts = choice_texts(order);
+    let alternatives: Vec<String> = texts.iter().map(|t| regex::escape(t)).collect();
+    let labelled = regex::Regex::new(&format!("([a-z])\\) ({})", alternatives.join("|"))).unwrap();
+    let label_of = |text: &str| labelled.captures_iter(&shown).find(|c| &c[2] == text).map(|c| c[1].to_string());
+    let items = order["choices"].as_array().unwrap();
+    let typed: Vec<String> = right_answer(order)
+        .split(',')
+        .map(|key| {
+            let choice = items.iter().find(|c| c["key"].as_str() == Some(key)).unwrap();
+            label_of(choice["en"].as_str().unwrap()).unwrap_or_else(|| panic!("every item is listed:\n{shown}"))
+        })
+        .collect();
+    keys(&mut session, &format!("{}\r", typed.join(" ")));
+    expect(&mut session, "✓ Right.");
 }

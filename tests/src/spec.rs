@@ -127,7 +127,9 @@ pub fn load_file(path: &Path) -> Result<Vec<Checkpoint>, String> {
                 .map_err(|e| format!("{path}: checkpoint '{}': bad step pattern: {e}", checkpoint.name))?;
         }
         for check in &checkpoint.checks {
-            regex::Regex::new(&check.pattern)
+            // `{when:N}` stands for text the run will capture; any literal checks the rest.
+            let pattern = crate::during::fill_check_pattern(&check.pattern, &vec!["x".to_string(); 9]);
+            regex::Regex::new(&pattern)
                 .map_err(|e| format!("{path}: check '{}': bad pattern: {e}", check.name))?;
         }
     }

@@ -81,6 +81,10 @@ pub fn right_answer(question: &toml::Value) -> String {
 /// A wrong answer to `question`.
 pub fn wrong_answer(question: &toml::Value) -> String {
     match question.get("answer") {
+        // An ordering: the right order backwards.
+        Some(toml::Value::Array(keys)) if question["kind"].as_str() == Some("order") => {
+            keys.iter().rev().map(|k| k.as_str().unwrap()).collect::<Vec<_>>().join(",")
+        }
         Some(_) => {
             let right = right_answer(question);
             let choices = question["choices"].as_array().unwrap();

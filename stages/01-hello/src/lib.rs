@@ -1,8 +1,9 @@
 //! Stage 1: the trap-and-emulate loop in its smallest form.
 //!
 //! The guest is a few bytes of real-mode code that writes a message to I/O port 0x3f8, one
-//! `out` instruction per byte. Each `out` traps to us as `KVM_EXIT_IO`; we "emulate" the
-//! port by printing the byte upper-cased, then resume the guest.
+//! `out` instruction per byte, then halts. Each `out` traps to us as `KVM_EXIT_IO`; we
+//! "emulate" the port by printing the byte upper-cased, then resume the guest. `hlt` traps as
+//! `KVM_EXIT_HLT`, and the run is over. [`handle_exit`] is the exercise.
 //!
 //! # Resources
 //! - The KVM API: <https://docs.kernel.org/virt/kvm/api.html> (`KVM_CREATE_VM`, `KVM_RUN`).
@@ -87,21 +88,23 @@ pub fn default_sigpipe() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
 
-/// The longest message the guest code can carry (3 bytes per character, plus setup and `hlt`).
+/// The longest message the guest code can carry: 3 bytes per character, plus 3 for
+/// `mov dx, port` and 3 for the final `hlt; jmp`.
 pub const fn max_message_len() -> usize {
-    (MEMORY_SIZE - CODE_ADDRESS as usize % MEMORY_SIZE - 4) / 3
+    (MEMORY_SIZE - CODE_ADDRESS as usize % MEMORY_SIZE - 6) / 3
 }
 
 // qa:begin stage1-guest-code
-/// Generates 16-bit guest code that writes `message` to [`SERIAL_PORT`] byte by byte, then halts.
-pub fn guest_code(message: &[u8]) -> Result<Vec<u8>, HelloError> {
+/// Generates 16-bit guest code that writes `message` to I/O port `port` byte by byte, then halts.
+pub fn guest_code(message: &[u8], port: u16) -> Result<Vec<u8>, HelloError> {
     if message.len() > max_message_len() {
         return Err(HelloError::MessageTooLong(message.len()));
     }
-    let [port_lo, port_hi] = SERIAL_PORT.to_le_bytes();
-    let mut code = vec![0xba, port_lo, port_hi]; // mov dx, 0x3f8
+    let [port_lo, port_hi] = port.to_le_bytes();
+    let mut code = vec![0xba, port_lo, port_hi]; // mov dx, port
     code.extend(out_bytes_code(message));
-    code.push(0xf4); // hlt
+    // 1: hlt; jmp 1b — halted for good, like an operating system's idle loop.
+    code.extend([0xf4, 0xeb, 0xfd]);
     Ok(code)
 }
 
@@ -111,16 +114,39 @@ pub fn out_bytes_code(message: &[u8]) -> Vec<u8> {
 }
 // qa:end stage1-guest-code
 
-// lab:begin solution stage1-uppercase "return the byte the guest wrote with ASCII letters upper-cased"
-/// What our emulated port does with each byte the guest writes: ASCII letters become upper case.
-pub fn emulate_serial_byte(byte: u8) -> u8 {
-    byte.to_ascii_uppercase()
+/// What the exit loop does once an exit has been handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitAction {
+    /// Run the guest again (`KVM_RUN`).
+    Resume,
+    /// The guest is done: leave the loop.
+    Stop,
+}
+
+// lab:begin solution stage1-exit-handling "handle one exit: print what the guest writes to SERIAL_PORT upper-cased (ASCII letters only) and resume, stop at hlt, and return UnexpectedExit for anything else"
+/// Handles one exit of the guest: the "emulate" half of trap-and-emulate.
+///
+/// - `KVM_EXIT_IO`, an `out` to [`SERIAL_PORT`]: our serial port prints what it receives with
+///   ASCII letters upper-cased (every other byte unchanged), and the guest runs on.
+/// - `KVM_EXIT_HLT`: the guest has finished; the run ends.
+/// - Anything else, an `out` to any other port included: this VMM emulates nothing more, so it
+///   is [`HelloError::UnexpectedExit`].
+pub fn handle_exit(exit: VcpuExit<'_>, out: &mut impl Write) -> Result<ExitAction, HelloError> {
+    match exit {
+        VcpuExit::IoOut(SERIAL_PORT, data) => {
+            out.write_all(&data.to_ascii_uppercase()).map_err(HelloError::Output)?;
+            Ok(ExitAction::Resume)
+        }
+        VcpuExit::Hlt => Ok(ExitAction::Stop),
+        other => Err(HelloError::UnexpectedExit(format!("{other:?}"))),
+    }
 }
 // lab:end
 
-/// Creates a VM with one page of memory and one real-mode vCPU, runs `code`, and writes what the
-/// guest sends to [`SERIAL_PORT`] into `out`.
-pub fn run_guest(kvm: &Kvm, code: &[u8], out: &mut impl Write) -> Result<(), HelloError> {
+/// Creates a VM with one page of memory and one real-mode vCPU, runs `code` until it halts, and
+/// writes what the guest sends to [`SERIAL_PORT`] into `out`. Returns the number of exits that
+/// reached the VMM.
+pub fn run_guest(kvm: &Kvm, code: &[u8], out: &mut impl Write) -> Result<u64, HelloError> {
     let vm = kvm.create_vm().map_err(|e| HelloError::Kvm("KVM_CREATE_VM", e))?;
     let memory = GuestPage::new()?;
     memory.load(code);
@@ -145,14 +171,13 @@ pub fn run_guest(kvm: &Kvm, code: &[u8], out: &mut impl Write) -> Result<(), Hel
     let regs = kvm_bindings::kvm_regs { rip: CODE_ADDRESS, rflags: 0x2, ..Default::default() };
     vcpu.set_regs(&regs).map_err(|e| HelloError::Kvm("KVM_SET_REGS", e))?;
     // qa:begin stage1-exit-loop
+    let mut exits = 0;
     loop {
-        match vcpu.run().map_err(|e| HelloError::Kvm("KVM_RUN", e))? {
-            VcpuExit::IoOut(SERIAL_PORT, data) => {
-                let shown: Vec<u8> = data.iter().map(|&b| emulate_serial_byte(b)).collect();
-                out.write_all(&shown).map_err(HelloError::Output)?;
-            }
-            VcpuExit::Hlt => return out.flush().map_err(HelloError::Output),
-            other => return Err(HelloError::UnexpectedExit(format!("{other:?}"))),
+        let exit = vcpu.run().map_err(|e| HelloError::Kvm("KVM_RUN", e))?;
+        exits += 1;
+        if handle_exit(exit, out)? == ExitAction::Stop {
+            out.flush().map_err(HelloError::Output)?;
+            return Ok(exits);
         }
     }
     // qa:end stage1-exit-loop
@@ -202,19 +227,48 @@ mod tests {
 
     #[test]
     fn guest_code_writes_each_byte_then_halts() {
-        let code = guest_code(b"Hi").unwrap();
-        assert_eq!(code, [0xba, 0xf8, 0x03, 0xb0, b'H', 0xee, 0xb0, b'i', 0xee, 0xf4]);
+        let code = guest_code(b"Hi", SERIAL_PORT).unwrap();
+        assert_eq!(code, [0xba, 0xf8, 0x03, 0xb0, b'H', 0xee, 0xb0, b'i', 0xee, 0xf4, 0xeb, 0xfd]);
+        assert_eq!(guest_code(b"", 0x2f8).unwrap()[..3], [0xba, 0xf8, 0x02], "mov dx, 0x2f8");
     }
 
     #[test]
-    fn only_ascii_letters_change_case() {
-        let shown: Vec<u8> = "Mixed Case 123, ok? é".bytes().map(emulate_serial_byte).collect();
-        assert_eq!(String::from_utf8(shown).unwrap(), "MIXED CASE 123, OK? é");
+    fn serial_output_is_upper_cased_ascii_and_the_guest_resumes() {
+        let mut out = Vec::new();
+        for byte in "Mixed Case 123, ok? é".bytes() {
+            let action = handle_exit(VcpuExit::IoOut(SERIAL_PORT, &[byte]), &mut out).unwrap();
+            assert_eq!(action, ExitAction::Resume);
+        }
+        assert_eq!(String::from_utf8(out).unwrap(), "MIXED CASE 123, OK? é");
+    }
+
+    #[test]
+    fn hlt_ends_the_run() {
+        let mut out = Vec::new();
+        assert_eq!(handle_exit(VcpuExit::Hlt, &mut out).unwrap(), ExitAction::Stop);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn other_ports_and_other_exits_are_unexpected_and_print_nothing() {
+        let mut out = Vec::new();
+        let other_port = handle_exit(VcpuExit::IoOut(0x2f8, b"x"), &mut out);
+        assert!(matches!(&other_port, Err(HelloError::UnexpectedExit(what)) if what.contains("IoOut(760")));
+        assert!(matches!(
+            handle_exit(VcpuExit::IoIn(SERIAL_PORT, &mut [0]), &mut out),
+            Err(HelloError::UnexpectedExit(_))
+        ));
+        assert!(matches!(handle_exit(VcpuExit::MmioWrite(0, b"x"), &mut out), Err(HelloError::UnexpectedExit(_))));
+        assert!(matches!(handle_exit(VcpuExit::Shutdown, &mut out), Err(HelloError::UnexpectedExit(_))));
+        assert!(out.is_empty(), "nothing the guest sent elsewhere is printed: {out:?}");
     }
 
     #[test]
     fn a_message_longer_than_the_page_is_refused() {
-        assert!(guest_code(&vec![b'a'; max_message_len()]).is_ok());
-        assert!(matches!(guest_code(&vec![b'a'; max_message_len() + 1]), Err(HelloError::MessageTooLong(_))));
+        let longest = guest_code(&vec![b'a'; max_message_len()], SERIAL_PORT).unwrap();
+        assert!(longest.len() <= MEMORY_SIZE);
+        assert_eq!(max_message_len(), 1363, "labs/stage01-hello.md states this limit (less the newline)");
+        let too_long = guest_code(&vec![b'a'; max_message_len() + 1], SERIAL_PORT);
+        assert!(matches!(too_long, Err(HelloError::MessageTooLong(_))));
     }
 }

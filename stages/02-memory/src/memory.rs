@@ -128,6 +128,7 @@ impl MemoryRegion {
         self.host_address as u64
     }
 
+    // qa:begin stage2-host-range
     /// Host pointer for `[addr, addr + len)` if that range lies inside this region.
     fn host_range(&self, addr: GuestAddress, len: usize) -> Option<*mut u8> {
         let offset = addr.0.checked_sub(self.start.0)?;
@@ -135,6 +136,7 @@ impl MemoryRegion {
         // SAFETY: offset + len <= size, so the pointer stays inside the mapping.
         (end <= self.size).then(|| unsafe { self.host_address.add(offset as usize) })
     }
+    // qa:end stage2-host-range
 }
 
 impl Drop for MemoryRegion {
@@ -187,7 +189,6 @@ impl GuestMemory {
     }
 
     // lab:begin solution stage2-translate "find the region that holds the whole range and add the offset to its host address; refuse anything else with MemoryError::OutOfRange"
-    // qa:begin stage2-translate
     /// GPA→HVA: the host address of `[addr, addr + len)`, which must lie inside one region.
     ///
     /// # Errors
@@ -197,7 +198,6 @@ impl GuestMemory {
             .and_then(|region| region.host_range(addr, len))
             .ok_or(MemoryError::OutOfRange { addr, len })
     }
-    // qa:end stage2-translate
     // lab:end
 
     /// Whether every byte of `[addr, addr + len)` is guest RAM in a single region.

@@ -27,7 +27,6 @@ const GIB: u64 = 1 << 30;
 const TWO_MIB: u64 = 2 << 20;
 
 // lab:begin solution stage3-identity-paging "write a PML4, one PDPT and 2 MiB page directories that map the first 4 GiB to themselves; return the PML4 address for CR3"
-// qa:begin stage3-identity-paging
 /// Writes identity page tables for the first 4 GiB; returns the value for CR3.
 pub fn setup_identity_paging(mem: &GuestMemory) -> Result<u64, MemoryError> {
     let directories = IDENTITY_MAPPED_SIZE / GIB;
@@ -43,7 +42,6 @@ pub fn setup_identity_paging(mem: &GuestMemory) -> Result<u64, MemoryError> {
     }
     Ok(PML4_START)
 }
-// qa:end stage3-identity-paging
 // lab:end
 
 /// Translates a guest-virtual address with the 4-level tables rooted at `cr3`.

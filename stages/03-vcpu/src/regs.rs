@@ -62,7 +62,6 @@ pub struct EntryPoint {
     pub rdi: u64,
 }
 
-// qa:begin stage3-long-mode
 // lab:begin solution stage3-long-mode "load the boot GDT's code and data segments, point CR3 at the page tables, and set CR4.PAE, CR0.PE|PG (with MP, ET, NE) and EFER.LME|LMA"
 /// The special registers of 64-bit mode: flat segments from [`BOOT_GDT`], no IDT yet, CR3 =
 /// `cr3`, and the control-register and EFER bits that make the CPU run in long mode.
@@ -83,6 +82,7 @@ pub fn set_long_mode_sregs(sregs: &mut kvm_sregs, cr3: u64) {
 }
 // lab:end
 
+// qa:begin stage3-configure-long-mode
 /// Writes the GDT and identity page tables to guest memory and puts the vCPU in 64-bit mode.
 pub fn configure_long_mode(vcpu: &VcpuFd, mem: &GuestMemory, entry: EntryPoint) -> Result<(), RegsError> {
     for (index, descriptor) in BOOT_GDT.iter().enumerate() {
@@ -106,7 +106,7 @@ pub fn configure_long_mode(vcpu: &VcpuFd, mem: &GuestMemory, entry: EntryPoint) 
     vcpu.set_regs(&regs).map_err(|e| RegsError::Kvm("KVM_SET_REGS", e))?;
     configure_fpu(vcpu)
 }
-// qa:end stage3-long-mode
+// qa:end stage3-configure-long-mode
 
 /// The x87 and SSE control words as `FNINIT` and a reset leave MXCSR: FCW 0x37f (all exceptions
 /// masked, 64-bit precision) and MXCSR 0x1f80 (SDM Vol. 1, 8.1.5 and 10.2.3), what Linux expects.

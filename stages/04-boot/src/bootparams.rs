@@ -140,7 +140,6 @@ impl ZeroPage {
     }
 
     // lab:begin solution stage4-zero-page "fill in the setup header fields only the loader knows: cmd_line_ptr, ramdisk_image/size (with their ext_ halves), type_of_loader, loadflags, heap_end_ptr"
-    // qa:begin stage4-zero-page-fields
     /// Records the command line's address (split into low and high halves).
     pub fn set_cmdline(&mut self, address: u64) {
         self.set_u32(CMD_LINE_PTR, address as u32);
@@ -162,7 +161,6 @@ impl ZeroPage {
         self.set_u16(HEAP_END_PTR, 0xfe00);
         self.set_u8(SENTINEL, 0);
     }
-    // qa:end stage4-zero-page-fields
     // lab:end
 
     /// Writes the E820 table; entries beyond [`E820_MAX_ENTRIES`] are dropped (the caller

@@ -14,7 +14,6 @@ use crate::layout::{EBDA_START, LOW_RAM_END};
 use stage02::memory::GuestMemory;
 
 // lab:begin solution stage4-e820 "list each guest RAM region as usable RAM, with the EBDA below 640 KiB reserved and the holes left out"
-// qa:begin stage4-e820
 /// Builds the E820 table for `mem`: (address, size, type) entries in address order.
 pub fn e820_entries(mem: &GuestMemory) -> Vec<(u64, u64, u32)> {
     let mut entries = Vec::new();
@@ -33,7 +32,6 @@ pub fn e820_entries(mem: &GuestMemory) -> Vec<(u64, u64, u32)> {
     entries.truncate(E820_MAX_ENTRIES);
     entries
 }
-// qa:end stage4-e820
 // lab:end
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! ```
 
 use crate::devices::serial::{Serial, SerialError, SerialEvents};
-use crate::event_loop::{InputConfig, InputLoop};
+use crate::event_loop::{ConsoleMonitor, InputConfig, InputLoop};
 use crate::signals::TerminationSignals;
 use crate::terminal::RawTerminal;
 use stage02::bus::BusError;
@@ -77,6 +77,14 @@ pub struct SerialConsole {
 /// terminal, if stdin is one, in raw mode. Call it before the vCPUs start: it blocks the
 /// termination signals for every thread started later. Keep the console until the VM stops.
 pub fn attach_console(machine: &Machine) -> Result<SerialConsole, ConsoleError> {
+    attach_console_with_monitor(machine, None)
+}
+
+/// [`attach_console`], with a monitor that Ctrl-A c switches to (stage 8).
+pub fn attach_console_with_monitor(
+    machine: &Machine,
+    monitor: Option<Box<dyn ConsoleMonitor>>,
+) -> Result<SerialConsole, ConsoleError> {
     let signals = TerminationSignals::block().map_err(ConsoleError::Signals)?;
     let trigger = legacy::com1_interrupt(machine)?;
     let wakeup = EventFd::new(EFD_NONBLOCK).map_err(ConsoleError::EventFd)?;
@@ -95,6 +103,7 @@ pub fn attach_console(machine: &Machine) -> Result<SerialConsole, ConsoleError> 
         escapes: terminal.is_some(),
         signals: Some(signals),
         control: Arc::clone(&machine.control),
+        monitor,
     };
     let input = InputLoop::start(config).map_err(ConsoleError::InputThread)?;
     Ok(SerialConsole { input: Some(input), terminal })

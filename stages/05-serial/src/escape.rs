@@ -3,6 +3,7 @@
 //! | keys            | action                          |
 //! |-----------------|---------------------------------|
 //! | Ctrl-A x        | quit the VMM                    |
+//! | Ctrl-A c        | switch to the monitor and back (stage 8) |
 //! | Ctrl-A Ctrl-A   | send one Ctrl-A to the guest    |
 //! | Ctrl-A h or ?   | print this help                 |
 //! | Ctrl-A other    | ignored (QEMU drops it too)     |
@@ -11,7 +12,7 @@
 pub const ESCAPE: u8 = 0x01;
 
 /// The help text, with the CR-LF line ends a terminal in raw mode needs.
-pub const HELP: &str = "\r\nC-a x    quit the VMM\r\nC-a C-a  send C-a to the guest\r\nC-a h    print this help\r\n";
+pub const HELP: &str = "\r\nC-a x    quit the VMM\r\nC-a c    switch between the console and the monitor\r\nC-a C-a  send C-a to the guest\r\nC-a h    print this help\r\n";
 
 /// What the user asked the VMM (not the guest) to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +21,8 @@ pub enum Command {
     Quit,
     /// Ctrl-A h or Ctrl-A ?.
     Help,
+    /// Ctrl-A c: switch between the guest's console and the VMM's monitor.
+    Monitor,
 }
 
 /// Splits typed bytes into what goes to the guest and the commands for the VMM. Keeps state
@@ -52,6 +55,7 @@ impl EscapeFilter {
                     break;
                 }
                 b'h' | b'?' => commands.push(Command::Help),
+                b'c' | b'C' => commands.push(Command::Monitor),
                 _ => {}
             }
         }
@@ -95,6 +99,11 @@ mod tests {
     #[test]
     fn help_and_unknown_commands_send_nothing() {
         assert_eq!(run(&mut EscapeFilter::default(), b"\x01h\x01q!"), (b"!".to_vec(), vec![Command::Help]));
+    }
+
+    #[test]
+    fn ctrl_a_c_switches_to_the_monitor() {
+        assert_eq!(run(&mut EscapeFilter::default(), b"a\x01cb"), (b"ab".to_vec(), vec![Command::Monitor]));
     }
 
     #[test]

@@ -47,6 +47,16 @@ impl<T: Trigger, W: Write + Send, EV: SerialEvents> SerialInput for Serial<T, W,
     }
 }
 
+/// A command interpreter the console switches to with Ctrl-A c, as QEMU's `mon:stdio` does
+/// (stage 8's monitor). Stages without one say so.
+pub trait ConsoleMonitor: Send {
+    /// Runs one command line and returns its answer, each line ending in `\n`.
+    fn execute(&mut self, line: &str) -> String;
+}
+
+/// The monitor's prompt.
+pub const MONITOR_PROMPT: &str = "(minivirt) ";
+
 /// What the input loop works with.
 pub struct InputConfig {
     /// The UART that receives the input.
@@ -61,7 +71,12 @@ pub struct InputConfig {
     pub signals: Option<TerminationSignals>,
     /// Where Ctrl-A x and signals stop the VM.
     pub control: Arc<VmControl>,
+    /// What Ctrl-A c switches to, if this stage has a monitor.
+    pub monitor: Option<Box<dyn ConsoleMonitor>>,
 }
+
+/// How much one read takes while the monitor has the keyboard.
+const MONITOR_READ_SIZE: usize = 64;
 
 // Event tokens.
 const INPUT: u64 = 0;
@@ -112,6 +127,9 @@ struct LoopState {
     escapes: EscapeFilter,
     /// Typed bytes the UART had no room for yet, in order.
     pending: Vec<u8>,
+    /// Whether typed lines go to the monitor instead of the guest, and the line so far.
+    in_monitor: bool,
+    monitor_line: Vec<u8>,
     _stop: EventFd,
 }
 
@@ -129,7 +147,16 @@ impl LoopState {
             Err(e) if e.raw_os_error() == Some(libc::EPERM) => Input::AlwaysReady,
             Err(_) => Input::Closed, // no stdin at all (closed descriptor): run without input
         };
-        Ok(LoopState { config, epoll, input, escapes: EscapeFilter::default(), pending: Vec::new(), _stop: stop })
+        Ok(LoopState {
+            config,
+            epoll,
+            input,
+            escapes: EscapeFilter::default(),
+            pending: Vec::new(),
+            in_monitor: false,
+            monitor_line: Vec::new(),
+            _stop: stop,
+        })
     }
 
     fn run(&mut self) {
@@ -171,7 +198,11 @@ impl LoopState {
             if !self.deliver_pending() {
                 return self.watch_input(false);
             }
-            let room = self.config.serial.lock().unwrap_or_else(|e| e.into_inner()).room();
+            // The monitor takes input whether or not the guest's UART has room.
+            let room = match self.in_monitor {
+                true => MONITOR_READ_SIZE,
+                false => self.config.serial.lock().unwrap_or_else(|e| e.into_inner()).room(),
+            };
             match self.input {
                 Input::Closed => return,
                 _ if room == 0 => return self.watch_input(false),
@@ -218,14 +249,64 @@ impl LoopState {
             self.pending.extend_from_slice(typed);
             return;
         }
-        for command in self.escapes.filter(typed, &mut self.pending) {
+        let mut to_guest = Vec::new();
+        let commands = self.escapes.filter(typed, &mut to_guest);
+        if self.in_monitor {
+            self.edit_monitor_line(&to_guest);
+        } else {
+            self.pending.extend_from_slice(&to_guest);
+        }
+        for command in commands {
             match command {
                 Command::Quit => self.config.control.request_stop(StopReason::Quit),
                 Command::Help => {
                     let _ = io::stderr().write_all(HELP.as_bytes());
                 }
+                Command::Monitor => self.switch_monitor(),
             }
         }
+    }
+
+    /// Ctrl-A c: to the monitor (with a prompt) or back to the guest's console.
+    fn switch_monitor(&mut self) {
+        let mut out = io::stdout().lock();
+        if self.config.monitor.is_none() {
+            let _ = out.write_all(b"\r\n[this stage has no monitor; stage 8 has one]\r\n");
+        } else if self.in_monitor {
+            self.in_monitor = false;
+            let _ = out.write_all(b"\r\n[back to the guest console]\r\n");
+        } else {
+            self.in_monitor = true;
+            self.monitor_line.clear();
+            let _ = write!(out, "\r\n[monitor: Ctrl-A c returns to the console]\r\n{MONITOR_PROMPT}");
+        }
+        let _ = out.flush();
+    }
+
+    /// A minimal line editor for the monitor: echo, backspace, Enter runs the line.
+    fn edit_monitor_line(&mut self, typed: &[u8]) {
+        let mut out = io::stdout().lock();
+        for &byte in typed {
+            match byte {
+                b'\r' | b'\n' => {
+                    let line = String::from_utf8_lossy(&self.monitor_line).into_owned();
+                    self.monitor_line.clear();
+                    let answer = self.config.monitor.as_mut().map(|m| m.execute(&line)).unwrap_or_default();
+                    let _ = write!(out, "\r\n{}{MONITOR_PROMPT}", answer.replace('\n', "\r\n"));
+                }
+                0x7f | 0x08 => {
+                    if self.monitor_line.pop().is_some() {
+                        let _ = out.write_all(b"\x08 \x08");
+                    }
+                }
+                byte if byte.is_ascii_graphic() || byte == b' ' => {
+                    self.monitor_line.push(byte);
+                    let _ = out.write_all(&[byte]);
+                }
+                _ => {} // other control bytes mean nothing to a command line
+            }
+        }
+        let _ = out.flush();
     }
 
     /// Adds stdin to the epoll set or takes it off, if it is pollable and not already so.
@@ -300,6 +381,7 @@ mod tests {
             escapes,
             signals: None,
             control: control.clone(),
+            monitor: None,
         };
         let input_loop = InputLoop::start(config).unwrap();
         Harness { uart, wakeup, writer: Some(writer), control, input_loop, _reader: reader }

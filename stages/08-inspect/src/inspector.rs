@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! let inspector = Inspector::attach(&mut machine, &args.inspect)?; // hooks, boot timer, monitor
+//! let _console = console::attach_console_with_monitor(&machine, Some(inspector.console_monitor()))?;
 //! let reason = machine.boot()?;
 //! inspector.finish()?;                                              // --stats, --stats-json
 //! ```
@@ -9,7 +10,7 @@
 use crate::boot_timer::{BootTimer, BOOT_TIMER_PORT, BOOT_TIMER_SIZE};
 use crate::host::{guest_ram_ranges, memory_usage, KvmExitCounters, KvmVcpuStats, VcpuStatsFd};
 use crate::monitor::server::{parse_address, MonitorError, MonitorServer};
-use crate::monitor::session::MachineView;
+use crate::monitor::session::{MachineView, Session};
 use crate::recorder::ExitRecorder;
 use crate::stats::profile::Profile;
 use crate::stats::report::{StatsReport, DEFAULT_TOP};
@@ -22,6 +23,7 @@ use stage02::bus::BusError;
 use stage02::memory::GuestMemory;
 use stage03::exit_hook::ExitHook;
 use stage04::machine::Machine;
+use stage05::event_loop::ConsoleMonitor;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -79,7 +81,8 @@ pub struct Inspector {
     program: &'static str,
     print_stats: bool,
     stats_json: Option<PathBuf>,
-    report: Option<Arc<ReportSources>>,
+    report: Arc<ReportSources>,
+    view: Arc<MachineView>,
     profiler: Option<Profiler>,
     _monitor: Option<MonitorServer>,
 }
@@ -127,37 +130,34 @@ impl Inspector {
 
         let symbols = load_symbols(machine.program(), args.symbols.as_ref())?;
         let profile = args.profile.map(|_| Arc::new(Profile::new()));
-        let keep_stats = args.stats || args.stats_json.is_some() || args.monitor.is_some() || profile.is_some();
-        let report = keep_stats.then(|| {
-            let stats = Arc::new(ExitStats::new(usize::from(machine.vcpu_count())));
-            let kvm = Arc::new(KvmStatsFds::default());
-            machine.add_exit_hook(Arc::new(ExitRecorder::new(stats.clone(), timeline.clone(), buses.clone())));
-            machine.add_exit_hook(kvm.clone());
-            Arc::new(ReportSources {
-                memory: Arc::clone(&memory),
-                stats,
-                timeline: Arc::clone(&timeline),
-                kvm,
-                profile: profile.clone(),
-                symbols: symbols.clone(),
-            })
+        // Statistics are always kept: the monitor's `info stats` may ask at any time.
+        let stats = Arc::new(ExitStats::new(usize::from(machine.vcpu_count())));
+        let kvm = Arc::new(KvmStatsFds::default());
+        machine.add_exit_hook(Arc::new(ExitRecorder::new(stats.clone(), timeline.clone(), buses.clone())));
+        machine.add_exit_hook(kvm.clone());
+        let report = Arc::new(ReportSources {
+            memory: Arc::clone(&memory),
+            stats,
+            timeline: Arc::clone(&timeline),
+            kvm,
+            profile: profile.clone(),
+            symbols: symbols.clone(),
         });
 
+        let stats_text = {
+            let report = Arc::clone(&report);
+            Arc::new(move || report.report().to_text()) as Arc<dyn Fn() -> String + Send + Sync>
+        };
+        let view = Arc::new(MachineView {
+            memory,
+            buses,
+            vcpus: Arc::clone(&vcpus),
+            control,
+            symbols: symbols.map(|(table, _)| table),
+            stats: Some(stats_text),
+        });
         let monitor = match &args.monitor {
-            Some(path) => {
-                let stats_text = report.clone().map(|sources| {
-                    Arc::new(move || sources.report().to_text()) as Arc<dyn Fn() -> String + Send + Sync>
-                });
-                let view = MachineView {
-                    memory,
-                    buses,
-                    vcpus: Arc::clone(&vcpus),
-                    control,
-                    symbols: symbols.map(|(table, _)| table),
-                    stats: stats_text,
-                };
-                Some(MonitorServer::start(path, Arc::new(view))?)
-            }
+            Some(path) => Some(MonitorServer::start(path, Arc::clone(&view))?),
             None => None,
         };
         let profiler = match (args.profile, profile) {
@@ -169,9 +169,15 @@ impl Inspector {
             print_stats: args.stats,
             stats_json: args.stats_json.clone(),
             report,
+            view,
             profiler,
             _monitor: monitor,
         })
+    }
+
+    /// A monitor session for the console, which Ctrl-A c switches to.
+    pub fn console_monitor(&self) -> Box<dyn ConsoleMonitor> {
+        Box::new(Session::new(Arc::clone(&self.view)))
     }
 
     /// After the VM stopped: stops the profiler and prints or writes the statistics asked for.
@@ -179,7 +185,7 @@ impl Inspector {
         if let Some(profiler) = self.profiler.take() {
             profiler.stop();
         }
-        let Some(sources) = &self.report else { return Ok(()) };
+        let sources = &self.report;
         sources.timeline.mark(BootEvent::Stop);
         let report = sources.report();
         if self.print_stats || sources.profile.is_some() {

@@ -32,13 +32,13 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> Result<StopReason, Box<dyn Error>> {
     // Memory and the interrupt controllers.
     let mut machine = Machine::new("stage08", &args.boot)?;
-    // Devices: the legacy stubs, the console, the disks, PCI with the edu card.
-    legacy::attach_legacy_devices(&machine)?;
-    let _console = console::attach_console(&machine)?;
-    let _disks = disks::attach_disks(&mut machine, &args.disks.disks)?;
-    platform::attach_pci(&machine)?;
     // The inspection tools: exit hooks, the boot timer, the monitor.
     let inspector = Inspector::attach(&mut machine, &args.inspect)?;
+    // Devices: the legacy stubs, the console (Ctrl-A c: the monitor), the disks, PCI.
+    legacy::attach_legacy_devices(&machine)?;
+    let _console = console::attach_console_with_monitor(&machine, Some(inspector.console_monitor()))?;
+    let _disks = disks::attach_disks(&mut machine, &args.disks.disks)?;
+    platform::attach_pci(&machine)?;
     // Kernel, vCPUs, run; then the statistics.
     let reason = machine.boot()?;
     inspector.finish()?;

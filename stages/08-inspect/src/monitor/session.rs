@@ -14,6 +14,7 @@ use stage02::memory::{GuestAddress, GuestMemory};
 use stage02::vm::Buses;
 use stage03::control::{StopReason, VmControl};
 use stage04::layout::{APIC_START, IOAPIC_START};
+use stage05::event_loop::ConsoleMonitor;
 use std::sync::Arc;
 
 /// The devices KVM emulates in the kernel: they take no exits and are on no bus of ours.
@@ -211,6 +212,13 @@ impl Session {
 fn thread_id() -> i64 {
     // SAFETY: gettid has no preconditions and cannot fail.
     i64::from(unsafe { libc::gettid() })
+}
+
+/// The console's monitor (Ctrl-A c) is a session like a socket connection's.
+impl ConsoleMonitor for Session {
+    fn execute(&mut self, line: &str) -> String {
+        Session::execute(self, line).text
+    }
 }
 
 /// The host frame behind a VMM address, from this process's pagemap.
