@@ -338,19 +338,16 @@ fn numbers_in(text: &str) -> Vec<u128> {
 }
 
 /// The solution regions of a source file, as 1-based (begin, end) lines of their
-/// `// lab:begin` and `// lab:end` markers. `grade` owns the format and checks it; this only
-/// needs to know where the regions are.
+/// `// lab:begin` and `// lab:end` markers, found by the marker scanner `grade` uses too.
+/// `grade` owns the format and checks it; this only needs to know where the regions are.
 fn solution_regions(text: &str) -> Vec<(usize, usize)> {
     let mut regions = Vec::new();
     let mut open = None;
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim_start();
-        if line.starts_with("// lab:begin") {
-            open = Some(i + 1);
-        } else if line.starts_with("// lab:end") {
-            if let Some(begin) = open.take() {
-                regions.push((begin, i + 1));
-            }
+    for marker in source_markers::markers(text, "lab") {
+        match marker.keyword {
+            "lab:begin" => open = Some(marker.line),
+            "lab:end" => regions.extend(open.take().map(|begin| (begin, marker.line))),
+            _ => {}
         }
     }
     regions

@@ -129,8 +129,7 @@ pub fn load_file(path: &Path) -> Result<Vec<Checkpoint>, String> {
         for check in &checkpoint.checks {
             // `{when:N}` stands for text the run will capture; any literal checks the rest.
             let pattern = crate::during::fill_check_pattern(&check.pattern, &vec!["x".to_string(); 9]);
-            regex::Regex::new(&pattern)
-                .map_err(|e| format!("{path}: check '{}': bad pattern: {e}", check.name))?;
+            regex::Regex::new(&pattern).map_err(|e| format!("{path}: check '{}': bad pattern: {e}", check.name))?;
         }
     }
     Ok(file.checkpoint)

@@ -7,6 +7,7 @@ use stage02::exit::{handle_exit, ExitOutcome};
 use stage02::memory::GuestAddress;
 use stage02::vm::Vm;
 use stage02::{cli, layout};
+use std::error::Error;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
@@ -61,8 +62,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(mem: u64) -> Result<(), String> {
-    let vm = Vm::new(mem).map_err(|e| e.to_string())?;
+fn run(mem: u64) -> Result<(), Box<dyn Error>> {
+    let vm = Vm::new(mem)?;
     println!("guest RAM: {} MiB in {} regions", vm.memory.total_size() >> 20, vm.memory.regions().len());
     for (slot, region) in vm.memory.regions().iter().enumerate() {
         println!(
@@ -74,17 +75,17 @@ fn run(mem: u64) -> Result<(), String> {
         );
     }
     let console = Arc::new(Mutex::new(PortConsole::new(std::io::stdout())));
-    vm.buses.pio.insert("console", u64::from(stage01::SERIAL_PORT), 1, console).map_err(|e| e.to_string())?;
+    vm.buses.pio.insert("console", u64::from(stage01::SERIAL_PORT), 1, console)?;
     let demo_device = Arc::new(Mutex::new(demo::DemoDevice::default()));
-    vm.buses.mmio.insert("demo", layout::DEMO_DEVICE_START, demo::DEMO_SIZE, demo_device).map_err(|e| e.to_string())?;
-    vm.memory.write(GuestAddress(CODE_ADDRESS), &guest_code()).map_err(|e| e.to_string())?;
+    vm.buses.mmio.insert("demo", layout::DEMO_DEVICE_START, demo::DEMO_SIZE, demo_device)?;
+    vm.memory.write(GuestAddress(CODE_ADDRESS), &guest_code())?;
 
     let mut vcpu = vm.fd.create_vcpu(0).map_err(|e| format!("KVM_CREATE_VCPU failed: {e}"))?;
     enter_real_mode(&vcpu)?;
     run_until_halt(&mut vcpu, &vm)?;
 
     for addr in [LOW_PROBE, MAIN_PROBE] {
-        let value: u16 = vm.memory.read_obj(GuestAddress(addr)).map_err(|e| e.to_string())?;
+        let value: u16 = vm.memory.read_obj(GuestAddress(addr))?;
         let slot = vm.memory.regions().iter().position(|r| r.start().0 <= addr && addr < r.end().0);
         println!("host reads {value:#06x} at GPA {addr:#x} (slot {})", slot.unwrap_or(usize::MAX));
     }

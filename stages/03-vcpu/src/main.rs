@@ -9,6 +9,7 @@ use stage03::demo;
 use stage03::exit_hook::ExitHooks;
 use stage03::host_workarounds::HostWorkarounds;
 use stage03::vcpu::{join_vcpus, ExitCounts, Vcpu, VcpuContext};
+use std::error::Error;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -30,13 +31,13 @@ fn main() -> ExitCode {
     stage03::control::exit_code("stage03", run(&args))
 }
 
-fn run(args: &Args) -> Result<StopReason, String> {
+fn run(args: &Args) -> Result<StopReason, Box<dyn Error>> {
     // Configure memory.
-    let vm = Vm::new(args.machine.mem).map_err(|e| e.to_string())?;
-    demo::load(&vm.memory).map_err(|e| e.to_string())?;
+    let vm = Vm::new(args.machine.mem)?;
+    demo::load(&vm.memory)?;
     // Configure I/O.
     let console = Arc::new(Mutex::new(PortConsole::new(std::io::stdout())));
-    vm.buses.pio.insert("console", u64::from(stage01::SERIAL_PORT), 1, console).map_err(|e| e.to_string())?;
+    vm.buses.pio.insert("console", u64::from(stage01::SERIAL_PORT), 1, console)?;
     // Configure vCPUs.
     let workarounds = Arc::new(HostWorkarounds::new(args.machine.host_workarounds));
     let counts = Arc::new(ExitCounts::default());
@@ -57,17 +58,13 @@ fn run(args: &Args) -> Result<StopReason, String> {
     );
     let mut vcpus = Vec::new();
     for id in 0..args.smp {
-        let vcpu = Vcpu::new(&vm.kvm, &vm.fd, id, args.smp).map_err(|e| e.to_string())?;
-        vcpu.configure_long_mode(&vm.memory, demo::entry_point(id)).map_err(|e| e.to_string())?;
+        let vcpu = Vcpu::new(&vm.kvm, &vm.fd, id, args.smp)?;
+        vcpu.configure_long_mode(&vm.memory, demo::entry_point(id))?;
         demo::use_demo_idt(&vcpu.fd).map_err(|e| format!("KVM_SET_SREGS failed: {e}"))?;
         vcpus.push(vcpu);
     }
     // Run.
-    let threads = vcpus
-        .into_iter()
-        .map(|vcpu| vcpu.start(context.clone()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
+    let threads = vcpus.into_iter().map(|vcpu| vcpu.start(context.clone())).collect::<Result<Vec<_>, _>>()?;
     let reason = join_vcpus(threads, &context.control);
     eprintln!(
         "stage03: {reason} after {} exits ({} port I/O)",

@@ -249,20 +249,23 @@ impl LoopState {
             self.pending.extend_from_slice(typed);
             return;
         }
-        let mut to_guest = Vec::new();
-        let commands = self.escapes.filter(typed, &mut to_guest);
-        if self.in_monitor {
-            self.edit_monitor_line(&to_guest);
-        } else {
-            self.pending.extend_from_slice(&to_guest);
-        }
-        for command in commands {
-            match command {
-                Command::Quit => self.config.control.request_stop(StopReason::Quit),
-                Command::Help => {
-                    let _ = io::stderr().write_all(HELP.as_bytes());
+        // One byte at a time: a Ctrl-A c in the middle of a read sends the bytes after it
+        // to the other side.
+        for &byte in typed {
+            let mut typed_byte = Vec::new();
+            for command in self.escapes.filter(&[byte], &mut typed_byte) {
+                match command {
+                    Command::Quit => self.config.control.request_stop(StopReason::Quit),
+                    Command::Help => {
+                        let _ = io::stderr().write_all(HELP.as_bytes());
+                    }
+                    Command::Monitor => self.switch_monitor(),
                 }
-                Command::Monitor => self.switch_monitor(),
+            }
+            if self.in_monitor {
+                self.edit_monitor_line(&typed_byte);
+            } else {
+                self.pending.extend_from_slice(&typed_byte);
             }
         }
     }
@@ -294,10 +297,8 @@ impl LoopState {
                     let answer = self.config.monitor.as_mut().map(|m| m.execute(&line)).unwrap_or_default();
                     let _ = write!(out, "\r\n{}{MONITOR_PROMPT}", answer.replace('\n', "\r\n"));
                 }
-                0x7f | 0x08 => {
-                    if self.monitor_line.pop().is_some() {
-                        let _ = out.write_all(b"\x08 \x08");
-                    }
+                0x7f | 0x08 if self.monitor_line.pop().is_some() => {
+                    let _ = out.write_all(b"\x08 \x08");
                 }
                 byte if byte.is_ascii_graphic() || byte == b' ' => {
                     self.monitor_line.push(byte);
@@ -365,7 +366,21 @@ mod tests {
         _reader: OwnedFd,
     }
 
+    /// A monitor that keeps the lines it is given.
+    struct LineRecorder(Arc<Mutex<Vec<String>>>);
+
+    impl ConsoleMonitor for LineRecorder {
+        fn execute(&mut self, line: &str) -> String {
+            self.0.lock().unwrap().push(line.to_string());
+            String::new()
+        }
+    }
+
     fn start(room: usize, escapes: bool) -> Harness {
+        start_with(room, escapes, None)
+    }
+
+    fn start_with(room: usize, escapes: bool, monitor: Option<Box<dyn ConsoleMonitor>>) -> Harness {
         let mut fds = [0; 2];
         // SAFETY: pipe writes two descriptors into the array.
         assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
@@ -381,7 +396,7 @@ mod tests {
             escapes,
             signals: None,
             control: control.clone(),
-            monitor: None,
+            monitor,
         };
         let input_loop = InputLoop::start(config).unwrap();
         Harness { uart, wakeup, writer: Some(writer), control, input_loop, _reader: reader }
@@ -425,6 +440,16 @@ mod tests {
         harness.uart.lock().unwrap().room = 64;
         harness.wakeup.write(1).unwrap();
         assert_eq!(harness.received_eventually(b"0123456789"), b"0123456789", "nothing lost, nothing twice");
+        harness.input_loop.stop();
+    }
+
+    #[test]
+    fn ctrl_a_c_sends_lines_to_the_monitor_until_ctrl_a_c_again() {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let mut harness = start_with(64, true, Some(Box::new(LineRecorder(lines.clone()))));
+        harness.type_bytes(b"ls\x01cinfo mtreX\x7fe\rxp /1gx 0\r\x01cpwd\r");
+        assert_eq!(harness.received_eventually(b"lspwd\r"), b"lspwd\r", "only the console's bytes reach the guest");
+        assert_eq!(*lines.lock().unwrap(), ["info mtree", "xp /1gx 0"], "the monitor gets edited lines");
         harness.input_loop.stop();
     }
 
