@@ -38,7 +38,7 @@ fn answers_on_stdin_are_marked_recorded_and_reported() {
     assert_eq!(stage1["answered"], 3);
     assert_eq!(stage1["correct"], 2);
     assert_eq!(stage1["first_try"], 1);
-    assert_eq!(report["stages"].as_array().unwrap().len(), 7);
+    assert_eq!(report["stages"].as_array().unwrap().len(), 8);
     assert_eq!(report["total"]["correct"], 2);
 
     let progress: serde_json::Value =

@@ -87,6 +87,7 @@ impl<EV: BootTimerEvents> BootTimer<EV> {
     }
 }
 
+// qa:begin stage8-boot-timer
 impl<EV: BootTimerEvents> BusDevice for BootTimer<EV> {
     fn read(&mut self, _offset: u64, data: &mut [u8]) {
         data.fill(READ_VALUE);
@@ -100,6 +101,7 @@ impl<EV: BootTimerEvents> BusDevice for BootTimer<EV> {
         }
     }
 }
+// qa:end stage8-boot-timer
 
 #[cfg(test)]
 mod tests {

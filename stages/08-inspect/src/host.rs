@@ -128,6 +128,7 @@ pub fn memory_usage(guest_ranges: &[(u64, u64)]) -> Result<MemoryUsage, HostErro
     parse_smaps(&text, guest_ranges)
 }
 
+// qa:begin stage8-smaps
 /// [`memory_usage`] on smaps text: sums the `Rss:` lines of all mappings, and of those whose
 /// start lies in one of `guest_ranges` (`(hva, len)`; a mapping the kernel split is several).
 ///
@@ -156,6 +157,7 @@ pub fn parse_smaps(text: &str, guest_ranges: &[(u64, u64)]) -> Result<MemoryUsag
     }
     Ok(MemoryUsage { vmm_rss_bytes: total, guest_rss_bytes: guest, overhead_bytes: total.saturating_sub(guest) })
 }
+// qa:end stage8-smaps
 
 /// What kind of number a KVM statistic is (`KVM_STATS_TYPE_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -53,6 +53,7 @@ pub enum HostFrame {
     Swapped,
 }
 
+// qa:begin stage8-host-frame
 impl HostFrame {
     /// Decodes pagemap entry `entry` for the byte at `hva` on a host with `page_size`-byte pages.
     pub fn from_entry(entry: u64, hva: u64, page_size: u64) -> HostFrame {
@@ -70,6 +71,7 @@ impl HostFrame {
         }
     }
 }
+// qa:end stage8-host-frame
 
 impl fmt::Display for HostFrame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -64,6 +64,7 @@ impl VcpuAccess {
         self.mailboxes.len() as u8
     }
 
+    // qa:begin stage8-with-vcpu
     /// Runs `f` on vCPU `id`'s thread and returns what it returned.
     ///
     /// # Errors
@@ -85,6 +86,7 @@ impl VcpuAccess {
         }
         answered.recv_timeout(ANSWER_TIMEOUT).map_err(|_| VcpuAccessError::NoAnswer(id, ANSWER_TIMEOUT))
     }
+    // qa:end stage8-with-vcpu
 
     /// Reads vCPU `id`'s registers.
     ///

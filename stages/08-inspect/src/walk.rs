@@ -31,6 +31,7 @@ use stage02::memory::{GuestAddress, GuestMemory, MemoryError};
 pub use stage03::paging::{PTE_ADDRESS_MASK, PTE_PAGE_SIZE, PTE_PRESENT, PTE_WRITABLE};
 use std::fmt;
 
+// qa:begin stage8-entry-bits
 /// Entry bit 2 (US): user-mode accesses allowed.
 pub const PTE_USER: u64 = 1 << 2;
 /// Entry bit 3 (PWT): page-level write-through.
@@ -49,6 +50,7 @@ pub const PTE_NO_EXECUTE: u64 = 1 << 63;
 pub const PDPTE_1G_RESERVED: u64 = 0x3fff_e000;
 /// Bits 13..20 of a PD entry with PS set: reserved (the 2 MiB page is 2 MiB-aligned; bit 12 is PAT).
 pub const PDE_2M_RESERVED: u64 = 0x1f_e000;
+// qa:end stage8-entry-bits
 
 /// Every flag [`EntryFlags`] names, in the order it prints them.
 pub const ENTRY_FLAGS: [(u64, &str); 10] = [
@@ -101,6 +103,7 @@ pub enum Level {
     Pt,
 }
 
+// qa:begin stage8-levels
 impl Level {
     /// The level's number, 5 (PML5) down to 1 (PT).
     pub fn number(self) -> u32 {
@@ -143,6 +146,7 @@ impl Level {
         }
     }
 }
+// qa:end stage8-levels
 
 impl fmt::Display for Level {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -303,6 +307,7 @@ impl Paging {
         top == 0 || top == -1
     }
 
+    // qa:begin stage8-reserved-bits
     /// The bits of `entry` (present, at `level`) that must be zero; nonzero means the MMU would
     /// raise a page fault with the RSVD error bit.
     pub fn reserved_bits(&self, level: Level, entry: u64) -> u64 {
@@ -321,6 +326,7 @@ impl Paging {
         }
         entry & reserved
     }
+    // qa:end stage8-reserved-bits
 }
 
 /// One table entry the walk read.
@@ -480,7 +486,6 @@ pub enum WalkError {
 }
 
 // lab:begin solution stage8-page-walk "walk the tables from CR3: at each level read the entry at table + index * 8, stop on a table outside RAM, a clear P bit or reserved bits, follow PS to a 1 GiB or 2 MiB page, and record every entry read"
-// qa:begin stage8-page-walk
 /// Walks the guest's page tables for `gva`, recording every entry read.
 ///
 /// Never fails and never reads outside guest RAM: whatever the tables say ends up in
@@ -556,7 +561,6 @@ pub fn walk(mem: &GuestMemory, paging: &Paging, gva: u64) -> Walk {
     }
     unreachable!("the PT level always maps a page or stops the walk")
 }
-// qa:end stage8-page-walk
 // lab:end
 
 #[cfg(test)]

@@ -447,6 +447,7 @@ impl CommandParser {
         Ok(Some(command))
     }
 
+    // qa:begin stage8-dump-format
     fn parse_dump(&mut self, command: &'static str, rest: &str) -> Result<Command, CommandError> {
         let space = if command == "x" { AddressSpace::Virtual } else { AddressSpace::Physical };
         let (format, address) = match rest.strip_prefix('/') {
@@ -485,6 +486,7 @@ impl CommandParser {
         self.unit = unit.unwrap_or(self.unit);
         Ok(DumpFormat { count, format: self.format, unit: self.unit })
     }
+    // qa:end stage8-dump-format
 }
 
 fn unknown(name: &str) -> CommandError {

@@ -135,6 +135,7 @@ fn quoted_char(byte: u8) -> String {
     }
 }
 
+// qa:begin stage8-ram-slot
 /// The RAM region holding `gpa` and its index, which is its KVM memory slot (stage 2).
 pub fn ram_slot(mem: &GuestMemory, gpa: u64) -> Option<(usize, &MemoryRegion)> {
     mem.regions().iter().enumerate().find(|(_, r)| r.start().0 <= gpa && gpa < r.end().0)
@@ -158,6 +159,7 @@ pub fn gpa2hva(mem: &GuestMemory, gpa: u64) -> String {
         None => format!("No memory is mapped at address {gpa:#x}\n"),
     }
 }
+// qa:end stage8-ram-slot
 
 /// `gpa2hpa`: QEMU's line, or a sentence when the host hides its frames.
 ///
