@@ -44,8 +44,8 @@ impl ExitHook for ExitRecorder {
     }
 
     fn exit_handled(&self, exit: &ExitInfo, fd: &VcpuFd, in_vmm: Duration) {
-        // The RIP is the guest instruction that caused the exit (for `in`/`out`, the
-        // instruction itself: KVM advances RIP only on the next KVM_RUN).
+        // For I/O exits the RIP is the `in`/`out` or the load/store itself (KVM completes it on
+        // the next KVM_RUN); for an exit the host workarounds emulated, where the guest resumes.
         let rip = fd.get_regs().ok().map(|regs| regs.rip);
         let sample = ExitSample::from_exit(exit, rip, self.device(exit), in_vmm);
         self.stats.record(usize::from(exit.vcpu), &sample);

@@ -32,6 +32,9 @@ pub enum VcpuAccessError {
     /// It did not get to the request in time.
     #[error("vCPU {0} did not answer within {1:?}")]
     NoAnswer(u8, Duration),
+    /// KVM would not give its registers.
+    #[error("cannot read vCPU {0}'s registers: {1}")]
+    Registers(u8, String),
 }
 
 /// The registers the monitor shows, read in one visit.
@@ -80,8 +83,8 @@ impl VcpuAccess {
             let _ = answer.send(f(fd));
         }));
         // A paused vCPU looks at its mailbox by itself; a running one must be kicked.
+        // A request left behind runs at the vCPU's next kick; its answer then goes nowhere.
         if !self.is_paused() && !self.control.kick_vcpu(id) {
-            mailbox.lock().unwrap_or_else(|e| e.into_inner()).clear();
             return Err(VcpuAccessError::NotRunning(id));
         }
         answered.recv_timeout(ANSWER_TIMEOUT).map_err(|_| VcpuAccessError::NoAnswer(id, ANSWER_TIMEOUT))
@@ -91,12 +94,13 @@ impl VcpuAccess {
     /// Reads vCPU `id`'s registers.
     ///
     /// # Errors
-    /// As [`VcpuAccess::with_vcpu`]; a failed ioctl reads as zeros (and the monitor shows them).
+    /// As [`VcpuAccess::with_vcpu`], or [`VcpuAccessError::Registers`] when KVM refuses them.
     pub fn state(&self, id: u8) -> Result<VcpuState, VcpuAccessError> {
-        self.with_vcpu(id, |fd| VcpuState {
-            regs: fd.get_regs().unwrap_or_default(),
-            sregs: fd.get_sregs().unwrap_or_default(),
-        })
+        self.with_vcpu(id, |fd| match (fd.get_regs(), fd.get_sregs()) {
+            (Ok(regs), Ok(sregs)) => Ok(VcpuState { regs, sregs }),
+            (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
+        })?
+        .map_err(|why| VcpuAccessError::Registers(id, why))
     }
 
     /// `stop`: every vCPU waits outside the guest until [`VcpuAccess::resume`].
