@@ -129,7 +129,7 @@ fn measure(
         }
         bar.set_message(format!("{} run {i}/{runs}", group.name));
         let run = boot()?;
-        bar.println(format!("{} run {i}: {}", group.name, markdown::run_line(&run)));
+        progress::note(bar, &format!("{} run {i}: {}", group.name, markdown::run_line(&run)));
         let stop = run.failure.as_deref().is_some_and(|f| f.starts_with("interrupted"));
         // A run cut short by Ctrl-C measured nothing whole: it is not kept.
         if !stop {
@@ -174,7 +174,7 @@ fn boot(common: &Common, with_qemu: bool) -> Result<BenchReport, Box<dyn Error>>
         };
         bar.set_message("QEMU: probing KVM");
         let (accel, why) = qemu.choose_accel()?;
-        bar.println(format!("QEMU: {why}"));
+        progress::note(&bar, &format!("QEMU: {why}"));
         let mut group = Group {
             name: format!("QEMU {} ({})", qemu::version(&binary), accel.name().to_uppercase()),
             accel: Some(accel.name().into()),

@@ -15,6 +15,15 @@ pub fn boots(total: u64) -> ProgressBar {
     bar
 }
 
+/// Prints one line above the bar, or on stderr when the bar is hidden (a log keeps it).
+pub fn note(bar: &ProgressBar, line: &str) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
 /// Where the bar draws: stderr on a terminal, nowhere otherwise.
 pub fn draw_target(on_terminal: bool) -> ProgressDrawTarget {
     if on_terminal {
