@@ -144,6 +144,7 @@ fn exits_by_reason(report: &BenchReport, area: &Area) -> DrawResult {
         .x_labels(groups.len().max(1) * 2 + 1)
         .x_label_formatter(&|x| category_label(groups, *x))
         .y_desc("exits that reached the VMM")
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .disable_x_mesh()
         .draw()?;
     for (r, reason) in reasons.iter().enumerate() {
