@@ -1,6 +1,7 @@
-//! Ctrl-C during `bench boot`: the running VMM (and what it started) is stopped, the table and
-//! the JSON hold the runs finished before, and bench exits with 130. A stand-in VMM (a shell
-//! script that prints the guest's marker) makes this quick and needs no KVM.
+//! `bench` against a stand-in VMM (a shell script that prints the guest's marker): quick, and
+//! no KVM needed. Ctrl-C during `bench boot` stops the running VMM (and what it started), the
+//! table and the JSON hold the runs finished before, and bench exits with 130. Without QEMU,
+//! `--qemu` is skipped in one line that says how to install it.
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
@@ -56,5 +57,33 @@ fn ctrl_c_keeps_what_was_measured() {
     assert_eq!(report["interrupted"], true);
     assert_eq!(report["groups"][0]["runs"].as_array().map(Vec::len), Some(1));
     assert_eq!(std::fs::read_to_string(dir.join("count")).unwrap().trim(), "2", "no third boot after Ctrl-C");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_missing_qemu_is_skipped_in_one_line() {
+    let dir = std::env::temp_dir().join(format!("bench-no-qemu-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("empty-path")).unwrap();
+    let vmm = dir.join("fake-vmm.sh");
+    // Shell builtins only: PATH holds nothing.
+    std::fs::write(&vmm, "#!/bin/sh\necho 'MINIVIRT-GUEST-READY kernel=fake uptime=0.1'\n").unwrap();
+    std::fs::set_permissions(&vmm, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let output = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["boot", "--runs", "1", "--qemu", "--vmm"])
+        .arg(&vmm)
+        .env("PATH", dir.join("empty-path"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let skipped: Vec<&str> = stderr.lines().filter(|l| l.contains("skipped")).collect();
+    assert_eq!(
+        skipped,
+        ["bench: skipped QEMU: qemu-system-x86_64 is not on PATH; install it with `apt-get install qemu-system-x86`"]
+    );
+    assert!(stdout.contains("\n| minivirt stage08 | 1 | ") && !stdout.contains("| QEMU"), "{stdout}");
+    assert!(stdout.contains("- skipped: QEMU: qemu-system-x86_64 is not on PATH"), "{stdout}");
     std::fs::remove_dir_all(dir).unwrap();
 }
