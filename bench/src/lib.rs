@@ -1,0 +1,40 @@
+//! The measurement lab: boots a minivirt stage (and QEMU, on the same kernel and initramfs)
+//! several times and reports boot time, memory overhead and VM exits as a Markdown table, JSON
+//! and SVG plots; and runs the exit-reduction experiments of the course's paper as switches.
+//!
+//! The pieces, in the order a run uses them:
+//! - [`vmm`]: one boot of a VMM as a child process, timed to the guest's marker line and to exit;
+//!   [`minivirt`] and [`qemu`] say how to start each and where their figures come from;
+//! - [`report`]: what was measured (serialized as the JSON of `schema/bench.schema.json`);
+//! - [`summary`], [`markdown`], [`plot`]: min / median / max, the tables, the SVG plots;
+//! - [`progress`] and [`interrupt`]: a progress bar on a terminal, and Ctrl-C that keeps what
+//!   was measured so far.
+//!
+//! # Resources
+//! - JSON Schema draft 2020-12: <https://json-schema.org/draft/2020-12/json-schema-core>.
+//! - `/proc/PID/smaps`: <https://docs.kernel.org/filesystems/proc.html>.
+#![deny(missing_docs)]
+
+pub mod experiments;
+pub mod interrupt;
+pub mod markdown;
+pub mod minivirt;
+pub mod plot;
+pub mod progress;
+pub mod qemu;
+pub mod report;
+pub mod smaps;
+pub mod summary;
+pub mod vmm;
+
+use std::path::{Path, PathBuf};
+
+/// The workspace root (this crate lives in `bench/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// Where `labs/guest/build.sh` puts the lab guest.
+pub fn guest_dir() -> PathBuf {
+    repo_root().join("labs/guest/out")
+}
