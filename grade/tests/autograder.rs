@@ -81,7 +81,7 @@ fn the_autograder_always_writes_results_json() {
     );
     assert!(!written.join("checkpoints/stage02.toml").exists(), "only the stages asked for");
     let lib = std::fs::read_to_string(written.join("minivirt/stages/01-hello/src/lib.rs")).unwrap();
-    assert!(lib.contains("todo!(\"stage 1 exercise stage1-uppercase"), "the grader's source is the handout");
+    assert!(lib.contains("todo!(\"stage 1 exercise stage1-exit-handling"), "the grader's source is the handout");
 
     // Gradescope's layout: the zip's contents in source/, the submission beside it. The work
     // folder's target directory gets stage 1's dependencies, as setup.sh's warm-up build would.
@@ -94,9 +94,9 @@ fn the_autograder_always_writes_results_json() {
     // 1. A submission that builds: full marks.
     submit(&root, stage1_tree);
     let results = run_autograder(&root, None);
-    assert_eq!(results["score"], 10, "{results:#}");
+    assert_eq!(results["score"], 15, "{results:#}");
     assert!(tests_of(&results).iter().all(|t| t["status"] == "passed"), "{results:#}");
-    assert!(results["output"].as_str().unwrap().contains("Score: 10/10"));
+    assert!(results["output"].as_str().unwrap().contains("Score: 15/15"));
 
     // 2. The same in a container without /dev/kvm: every KVM check says so, the other one runs.
     let results = run_autograder(&root, Some("/nonexistent/kvm"));
@@ -121,7 +121,7 @@ fn the_autograder_always_writes_results_json() {
     });
     let results = run_autograder(&root, None);
     assert_eq!(results["score"], 0);
-    assert_eq!(tests_of(&results).len(), 3, "every check of the instructor's checkpoints: {results:#}");
+    assert_eq!(tests_of(&results).len(), 6, "every check of the instructor's checkpoints: {results:#}");
     for test in tests_of(&results) {
         let output = test["output"].as_str().unwrap();
         assert_eq!(test["status"], "failed");

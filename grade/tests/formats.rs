@@ -40,7 +40,7 @@ fn grade_stage1_twice() -> [Report; 2] {
         progress: false,
     });
     let handout = tmp().join("handout-stage1");
-    tree::write_handout(&repo, &handout, &["stage1-uppercase".to_string()]).unwrap();
+    tree::write_handout(&repo, &handout, &["stage1-exit-handling".to_string()]).unwrap();
     let stubbed = grade(&GradeOptions {
         repo: handout.clone(),
         stages: vec![1],
@@ -49,8 +49,8 @@ fn grade_stage1_twice() -> [Report; 2] {
         stop_at_first_failure: false,
         progress: false,
     });
-    assert_eq!((full.points.earned, full.points.possible), (10, 10));
-    assert_eq!((stubbed.points.earned, stubbed.points.possible), (0, 10));
+    assert_eq!((full.points.earned, full.points.possible), (15, 15));
+    assert_eq!((stubbed.points.earned, stubbed.points.possible), (0, 15));
     [full, stubbed]
 }
 
@@ -168,7 +168,7 @@ fn gradescope_results_have_the_published_shape() {
     let value: serde_json::Value = serde_json::from_str(&gradescope::results_json(&stubbed)).unwrap();
     let hello = value["tests"][0]["output"].as_str().unwrap();
     assert!(hello.contains("expected output matching /(?m)^HELLO, WORLD!$/"), "{hello}");
-    assert!(hello.contains("stage 1 exercise stage1-uppercase"), "the stub's message: {hello}");
+    assert!(hello.contains("stage 1 exercise stage1-exit-handling"), "the stub's message: {hello}");
     let value: serde_json::Value = serde_json::from_str(&gradescope::results_json(&made_up_report())).unwrap();
     let summary = value["output"].as_str().unwrap();
     assert!(summary.contains("1 checks could not run: each needs KVM, and /nonexistent cannot be opened"), "{summary}");
@@ -374,11 +374,11 @@ fn the_command_line_writes_every_format() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.lines().any(|l| l == "Score: 10/10"), "the table, as usual: {stdout}");
+    assert!(stdout.lines().any(|l| l == "Score: 15/15"), "the table, as usual: {stdout}");
     let gradescope: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&gradescope_file).unwrap()).unwrap();
     assert_valid("gradescope-results.schema.json", &gradescope);
-    assert_eq!(gradescope["score"], 10);
+    assert_eq!(gradescope["score"], 15);
     assert_eq!(parse_xml(&std::fs::read_to_string(&junit_file).unwrap()).name, "testsuites");
     let outputs = std::fs::read_to_string(&github_output).unwrap();
     let lines: Vec<&str> = outputs.lines().collect();
@@ -390,7 +390,7 @@ fn the_command_line_writes_every_format() {
     let out = grade_command().arg("--classroom").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
-    assert_eq!(as_the_reporter_reads_it(stdout.trim())["max_score"], 10);
+    assert_eq!(as_the_reporter_reads_it(stdout.trim())["max_score"], 15);
 
     let out = grade_command().args(["--gradescope", "-", "--junit", "-"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
