@@ -249,7 +249,8 @@ fn run(input: &EduInput, ram: &TestRam) {
                 edu.mmio_write(EDU_BAR, DMA_SOURCE_OFFSET, &source.to_le_bytes());
                 edu.mmio_write(EDU_BAR, DMA_DESTINATION_OFFSET, &destination.to_le_bytes());
                 edu.mmio_write(EDU_BAR, DMA_COUNT_OFFSET, &count.to_le_bytes());
-                let command = DMA_RUN | u64::from(to_ram) * DMA_DIRECTION_TO_RAM | u64::from(irq) * DMA_IRQ_ENABLE;
+                let direction = if to_ram { DMA_DIRECTION_TO_RAM } else { 0 };
+                let command = DMA_RUN | direction | if irq { DMA_IRQ_ENABLE } else { 0 };
                 let transfer = Transfer { to_ram, source, destination, count, mask };
                 transfer.check(&mut edu, ram, &mut buffer, &mut written, &what, |edu| {
                     edu.mmio_write(EDU_BAR, DMA_COMMAND_OFFSET, &command.to_le_bytes()[..4])

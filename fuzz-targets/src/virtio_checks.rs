@@ -391,7 +391,7 @@ fn check_request(
     let range = |data: u64| {
         let start = sector.checked_mul(SECTOR_SIZE)?;
         let end = start.checked_add(data)?;
-        (data % SECTOR_SIZE == 0 && end <= DISK_SIZE).then_some(start as usize..end as usize)
+        (data.is_multiple_of(SECTOR_SIZE) && end <= DISK_SIZE).then_some(start as usize..end as usize)
     };
     let what = || format!("{} (type {request_type}, sector {sector:#x})", what());
     match request_type {

@@ -143,7 +143,7 @@ fn run(name: &str) {
         if deadline.is_some_and(|d| i % 64 == 0 && Instant::now() >= d) {
             break;
         }
-        let input = if rng.next() % 2 == 0 {
+        let input = if rng.next().is_multiple_of(2) {
             let seed = &seeds[rng.below(seeds.len())].1;
             let other = &seeds[rng.below(seeds.len())].1;
             mutate(&mut rng, seed, other, target.max_len)

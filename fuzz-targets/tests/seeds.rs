@@ -47,7 +47,7 @@ impl Enc {
     }
     /// Variant `i` of an enum of `n`: the smallest `u32` that `(x * n) >> 32` maps to `i`.
     fn variant(&mut self, i: u32, n: u32) -> &mut Self {
-        let x = ((u64::from(i) << 32) + u64::from(n) - 1) / u64::from(n);
+        let x = (u64::from(i) << 32).div_ceil(u64::from(n));
         self.u32(x as u32)
     }
     fn more(&mut self) -> &mut Self {
