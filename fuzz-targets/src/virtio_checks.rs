@@ -240,9 +240,10 @@ impl Round<'_> {
         // Memory: only the used ring and writable buffers. A buffer may be a descriptor table
         // itself, so what the driver's tables say afterwards counts too.
         let changed = ram.changed_since(before);
-        let mut allowed = writable_buffers(before, q0, driver.indirect);
-        allowed.extend(&writable_buffers(after, q0, driver.indirect));
+        let mut buffers = writable_buffers(before, q0, driver.indirect);
+        buffers.extend(&writable_buffers(after, q0, driver.indirect));
         let used = used_ring_writes(q0);
+        let mut allowed = buffers.clone();
         allowed.add(used.start, used.end - used.start);
         if !q0.is_ready() {
             allowed = RangeSet::default();
@@ -279,6 +280,23 @@ impl Round<'_> {
             .iter()
             .map(|&head| follow_chain(before, q0.desc_table().0, q0.size(), head, driver.indirect))
             .collect();
+
+        // Unless a writable buffer covers the used ring (then a later request may have written
+        // over an element), every element names a head of the table and claims no more than
+        // the writable bytes of that chain, as the driver's tables said before or after.
+        if !buffers.overlaps(&used) {
+            for &(id, len) in &elements {
+                let what = || format!("{}: used element ({id}, {len})", what());
+                assert!(id < u32::from(q0.size()), "{}: head outside the table", what());
+                let bound = [before as &dyn MemoryView, after as &dyn MemoryView]
+                    .iter()
+                    .filter_map(|view| follow_chain(*view, q0.desc_table().0, q0.size(), id as u16, driver.indirect))
+                    .map(|chain| chain.iter().filter(|b| b.write).map(|b| u64::from(b.len)).sum::<u64>())
+                    .max()
+                    .unwrap_or(0);
+                assert!(u64::from(len) <= bound, "{}: more than the {bound} writable bytes of its chain", what());
+            }
+        }
 
         // Requests that overlap each other or the rings make the expected outcome depend on
         // the order of the device's work: then only the bounds above are checked.
