@@ -79,11 +79,40 @@ impl TestRam {
         &self.memory
     }
 
-    /// Puts the pattern back everywhere: the state before the next input.
+    /// Puts the pattern back everywhere: the state before the next input. Only the blocks that
+    /// differ are written, so an input that changed little costs little.
     pub fn reset(&self) {
-        for (region, bytes) in self.memory.regions().iter().zip(&self.pristine) {
-            self.memory.write(region.start(), bytes).expect("a region is inside guest memory");
+        for (index, pristine) in self.pristine.iter().enumerate() {
+            let start = self.memory.regions()[index].start().0;
+            let dirty: Vec<usize> = {
+                let now = self.region_bytes(index);
+                now.chunks(BLOCK)
+                    .zip(pristine.chunks(BLOCK))
+                    .enumerate()
+                    .filter(|(_, (a, b))| a != b)
+                    .map(|(i, _)| i)
+                    .collect()
+            };
+            for block in dirty {
+                let range = block * BLOCK..((block + 1) * BLOCK).min(pristine.len());
+                let at = GuestAddress(start + range.start as u64);
+                self.memory.write(at, &pristine[range]).expect("a region is inside guest memory");
+            }
         }
+    }
+
+    /// The bytes of region `index` as they are now, read in place.
+    ///
+    /// The slice must be dropped before anything writes guest memory again: callers only compare.
+    fn region_bytes(&self, index: usize) -> &[u8] {
+        let region = &self.memory.regions()[index];
+        let len = region.size() as usize;
+        let host = self.memory.translate(region.start(), len).expect("a region is inside guest memory");
+        // SAFETY: `translate` checked that the whole region is one live mapping, owned by
+        // `self.memory`, which outlives the slice. Nothing writes it while the slice exists: the
+        // targets run devices on this thread only, and the callers drop the slice before the next
+        // write (the edu card's worker thread never touches guest RAM).
+        unsafe { std::slice::from_raw_parts(host, len) }
     }
 
     /// Whether `[address, address + len)` lies inside one region (as a device must check).
@@ -93,42 +122,39 @@ impl TestRam {
 
     /// The bytes of every region now.
     pub fn snapshot(&self) -> Snapshot {
-        let regions = self
-            .memory
-            .regions()
-            .iter()
-            .map(|region| {
-                let mut bytes = vec![0; region.size() as usize];
-                self.memory.read(region.start(), &mut bytes).expect("a region is inside guest memory");
-                (region.start().0, bytes)
-            })
+        let regions = (0..self.pristine.len())
+            .map(|index| (self.memory.regions()[index].start().0, self.region_bytes(index).to_vec()))
             .collect();
         Snapshot { regions }
     }
 
     /// The runs of bytes that differ from `before`, in address order.
     pub fn changed_since(&self, before: &Snapshot) -> Vec<Range<u64>> {
-        let mut changed = Vec::new();
-        for (start, old) in &before.regions {
-            let mut now = vec![0; old.len()];
-            self.memory.read(GuestAddress(*start), &mut now).expect("a region is inside guest memory");
-            changed.extend(differences(old, &now).into_iter().map(|r| start + r.start as u64..start + r.end as u64));
-        }
-        changed
+        let olds = before.regions.iter().map(|(_, bytes)| bytes.as_slice());
+        self.changed_from(olds)
     }
 
     /// The runs of bytes that differ from the pattern: everything changed since [`TestRam::reset`].
     pub fn changed_since_reset(&self) -> Vec<Range<u64>> {
-        let pristine = Snapshot {
-            regions: self.memory.regions().iter().map(|r| r.start().0).zip(self.pristine.iter().cloned()).collect(),
-        };
-        self.changed_since(&pristine)
+        self.changed_from(self.pristine.iter().map(Vec::as_slice))
+    }
+
+    fn changed_from<'a>(&self, olds: impl Iterator<Item = &'a [u8]>) -> Vec<Range<u64>> {
+        let mut changed = Vec::new();
+        for (index, old) in olds.enumerate() {
+            let start = self.memory.regions()[index].start().0;
+            let runs = differences(old, self.region_bytes(index));
+            changed.extend(runs.into_iter().map(|r| start + r.start as u64..start + r.end as u64));
+        }
+        changed
     }
 }
 
-/// The runs of indices where `a` and `b` differ; compared in blocks first, as most blocks match.
+/// Bytes compared at a time before looking at single bytes: most blocks match.
+const BLOCK: usize = 4096;
+
+/// The runs of indices where `a` and `b` differ.
 fn differences(a: &[u8], b: &[u8]) -> Vec<Range<usize>> {
-    const BLOCK: usize = 256;
     let mut runs: Vec<Range<usize>> = Vec::new();
     for (block, (x, y)) in a.chunks(BLOCK).zip(b.chunks(BLOCK)).enumerate() {
         if x == y {

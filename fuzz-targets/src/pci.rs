@@ -298,7 +298,7 @@ impl Machine {
             PciOp::Mmio { device, bar, offset, size, write, value } => {
                 let len = [1, 2, 4, 8][usize::from(size % 4)];
                 let base = self.root.bar_mapping(device % 3, usize::from(bar % 6));
-                let address = base.map_or(u64::from(offset), |base| base + u64::from(offset % 0x4000));
+                let address = base.map_or(u64::from(offset), |base| base.wrapping_add(u64::from(offset % 0x4000)));
                 if write {
                     self.buses.mmio.write(address, &value.to_le_bytes()[..len]);
                 } else {

@@ -240,14 +240,17 @@ impl Round<'_> {
         // Memory: only the used ring and writable buffers. A buffer may be a descriptor table
         // itself, so what the driver's tables say afterwards counts too.
         let changed = ram.changed_since(before);
+        if !q0.is_ready() {
+            // The driver never enabled it: its addresses may be anything, and nothing is served.
+            assert_writes_within(&changed, &RangeSet::default(), &|| format!("{}: a queue not ready", what()));
+            assert!(self.disk_before == self.disk_after, "{}: the image changed", what());
+            return;
+        }
         let mut buffers = writable_buffers(before, q0, driver.indirect);
         buffers.extend(&writable_buffers(after, q0, driver.indirect));
         let used = used_ring_writes(q0);
         let mut allowed = buffers.clone();
         allowed.add(used.start, used.end - used.start);
-        if !q0.is_ready() {
-            allowed = RangeSet::default();
-        }
         assert_writes_within(&changed, &allowed, &|| format!("{}: the device", what()));
 
         let consumed = q1.next_avail().wrapping_sub(q0.next_avail());

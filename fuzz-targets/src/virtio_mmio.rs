@@ -329,9 +329,9 @@ fn lay_out_request(
         let data_flags = if device_writes { VIRTQ_DESC_F_WRITE } else { 0 };
         let mut chain = vec![(at, 16u64, 0u16)];
         if data_len > 0 {
-            chain.push((at + 16, data_len, data_flags));
+            chain.push((at.wrapping_add(16), data_len, data_flags));
         }
-        chain.push((at + 16 + data_len, 1, VIRTQ_DESC_F_WRITE));
+        chain.push((at.wrapping_add(16 + data_len), 1, VIRTQ_DESC_F_WRITE));
         let table = queue.desc_table().0;
         for (i, &(addr, len, flags)) in chain.iter().enumerate() {
             let next = if i + 1 < chain.len() { VIRTQ_DESC_F_NEXT } else { 0 };
