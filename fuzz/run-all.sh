@@ -7,6 +7,8 @@
 # Usage: fuzz/run-all.sh SECONDS [TARGET...]
 #   JOBS=N   run N targets at a time (default 1; each libFuzzer run uses one core)
 #   STABLE=1 use the stable harness even where cargo-fuzz is available
+#   SANITIZER=none|address|... cargo-fuzz's sanitizer (default address; none runs many times faster,
+#            still with debug assertions and overflow checks)
 #
 # libFuzzer adds what it finds to fuzz/corpus-work/<target>/ (ignored by git), reading the seeds
 # in fuzz/corpus/<target>/ too; crashes go to fuzz/artifacts/<target>/. Logs: fuzz/logs/.
@@ -24,10 +26,11 @@ mkdir -p logs
 
 if [ -z "${STABLE:-}" ] && cargo +nightly fuzz --version >/dev/null 2>&1; then
     mode=libfuzzer
-    echo "libFuzzer (cargo-fuzz, nightly), ${seconds} s per target, ${jobs} at a time"
-    cargo +nightly fuzz build >logs/build.log 2>&1 || { tail -20 logs/build.log; exit 1; }
+    sanitizer=${SANITIZER:-address}
+    echo "libFuzzer (cargo-fuzz, nightly, sanitizer $sanitizer), ${seconds} s per target, ${jobs} at a time"
+    cargo +nightly fuzz build -s "$sanitizer" >logs/build.log 2>&1 || { tail -20 logs/build.log; exit 1; }
 else
-    mode=stable
+    mode=stable sanitizer=none
     echo "no cargo-fuzz on a nightly toolchain here (or STABLE=1): the stable harness, without coverage feedback," \
         "${seconds} s per target, ${jobs} at a time"
     (cd .. && cargo test --release -p fuzz-targets --test bounded --no-run >fuzz/logs/build.log 2>&1) ||
@@ -42,7 +45,7 @@ run_one() {
     local status=0
     if [ "$mode" = libfuzzer ]; then
         mkdir -p "corpus-work/$target" "artifacts/$target"
-        cargo +nightly fuzz run "$target" "corpus-work/$target" "corpus/$target" -- \
+        cargo +nightly fuzz run -s "$sanitizer" "$target" "corpus-work/$target" "corpus/$target" -- \
             -max_total_time="$seconds" -print_final_stats=1 -rss_limit_mb=4096 -timeout=10 >"$log" 2>&1 || status=$?
         local executions corpus
         executions=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
@@ -64,7 +67,7 @@ run_one() {
     fi
 }
 export -f run_one
-export mode seconds
+export mode seconds sanitizer
 
 printf '%s\n' "${targets[@]}" | xargs -P "$jobs" -I{} bash -c 'run_one {}'
 echo

@@ -6,7 +6,7 @@
 //! Invariants, after every access:
 //! - the identification registers never change; `Status` holds only the bits of §2.1, and with
 //!   `FEATURES_OK` the accepted features are offered ones including `VIRTIO_F_VERSION_1`;
-//!   `DRIVER_OK` without `DEVICE_NEEDS_RESET` means queue 0 is ready; `InterruptStatus` holds
+//!   `DRIVER_OK` is only taken with queue 0 ready; `InterruptStatus` holds
 //!   only its two bits, and an interrupt edge always comes with one of them set;
 //! - a ready queue has a power-of-two size within the maximum and aligned areas inside RAM;
 //! - writing 0 to `Status` resets everything the driver sees;
@@ -199,6 +199,7 @@ fn run(input: &MmioInput, ram: &TestRam, disk: &MemDisk) {
     for (step, op) in input.ops.iter().enumerate() {
         let what = || format!("step {step} ({op:?})");
         let edges = trigger.count();
+        let status_before = transport.device_status();
         let notifies = match op {
             MmioOp::Request { .. } => true,
             MmioOp::Write { register, size, .. } => register.offset() == QUEUE_NOTIFY_OFFSET && size.len() == 4,
@@ -224,7 +225,7 @@ fn run(input: &MmioInput, ram: &TestRam, disk: &MemDisk) {
             }
             .check(ram, driver, &what);
         }
-        check_state(&mut transport, ram, &what);
+        check_state(&mut transport, ram, status_before, &what);
         if trigger.count() > edges {
             assert_ne!(transport.interrupt_status(), 0, "{}: an interrupt without a reason", what());
         }
@@ -351,7 +352,8 @@ fn lay_out_request(
 }
 
 /// The checks that hold after any access.
-fn check_state(transport: &mut Transport, ram: &TestRam, what: &dyn Fn() -> String) {
+/// `status_before` is `Status` before the access.
+fn check_state(transport: &mut Transport, ram: &TestRam, status_before: u32, what: &dyn Fn() -> String) {
     let identity = [
         (MAGIC_VALUE_OFFSET, MMIO_MAGIC_VALUE),
         (VERSION_OFFSET, MMIO_VERSION),
@@ -370,8 +372,11 @@ fn check_state(transport: &mut Transport, ram: &TestRam, what: &dyn Fn() -> Stri
         assert_eq!(features & !offered, 0, "{}: accepted {features:#x} of {offered:#x}", what());
         assert_ne!(features & (1 << VIRTIO_F_VERSION_1), 0, "{}: accepted without VERSION_1", what());
     }
-    if status & (STATUS_DRIVER_OK | STATUS_DEVICE_NEEDS_RESET) == STATUS_DRIVER_OK {
-        assert!(transport.queues()[0].is_ready(), "{}: DRIVER_OK with queue 0 not ready", what());
+    // The device takes DRIVER_OK only with its queue ready (the driver may disable the queue
+    // later: "to stop using the queue the driver MUST write zero to QueueReady", §4.2.2.2).
+    let live = STATUS_DRIVER_OK | STATUS_DEVICE_NEEDS_RESET;
+    if status & live == STATUS_DRIVER_OK && status_before & STATUS_DRIVER_OK == 0 {
+        assert!(transport.queues()[0].is_ready(), "{}: DRIVER_OK taken with queue 0 not ready", what());
     }
     let interrupts = read32(transport, INTERRUPT_STATUS_OFFSET);
     assert_eq!(interrupts, transport.interrupt_status(), "{}: InterruptStatus", what());

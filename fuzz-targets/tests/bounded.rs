@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use fuzz_targets::{Target, TARGETS};
 
 /// Generated inputs per target in a plain `cargo test` (a debug build: a few seconds each).
-const DEFAULT_ITERATIONS: u64 = 1500;
+const DEFAULT_ITERATIONS: u64 = 4000;
 
 /// The generator: xorshift64*, seeded per target.
 struct Rng(u64);
