@@ -49,10 +49,11 @@ run_one() {
             -max_total_time="$seconds" -print_final_stats=1 -rss_limit_mb=4096 -timeout=10 >"$log" 2>&1 || status=$?
         local executions corpus
         executions=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
-        corpus=$(find "corpus-work/$target" -type f | wc -l)
+        # libFuzzer's own count of the inputs it keeps (the folder also holds superseded ones).
+        corpus=$(grep -o 'corp: [0-9]*/[0-9]*[a-zA-Z]*' "$log" | tail -1 | cut -d' ' -f2)
         local crashes=$(($(find "artifacts/$target" -type f | wc -l) - crashes_before))
-        echo "$target: ${executions:-?} executions, $crashes crashes, exit $status, corpus $corpus files" \
-            "(+ $(find "corpus/$target" -type f | wc -l) seeds)" >"logs/$target.summary"
+        echo "$target: ${executions:-?} executions, $crashes crashes, exit $status, corpus ${corpus:-?}" \
+            "(inputs/bytes; seeds: $(find "corpus/$target" -type f | wc -l))" >"logs/$target.summary"
     else
         (cd .. && FUZZ_SECONDS="$seconds" cargo test --release -p fuzz-targets --test bounded "$target" \
             -- --exact --nocapture) >"$log" 2>&1 || status=$?
