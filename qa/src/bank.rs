@@ -2,9 +2,9 @@
 //!
 //! A bank is data, not code, so that an instructor can add or fix a question without touching
 //! Rust. Every text a student reads comes in both languages (`*_en`, `*_zh`); the file format
-//! is described in `qa/README.md`. Loading only checks the shape; [`crate::lint`] checks the
-//! meaning (answers among the choices, markers that resolve), so that one bad question does not
-//! stop a student from using the others.
+//! is described in `qa/README.md`. Loading only checks the shape; the bank linter (`qa lint`)
+//! checks the meaning (answers among the choices, markers that resolve), so that one bad question
+//! does not stop a student from using the others.
 
 use crate::i18n::Lang;
 use serde::Deserialize;
@@ -143,7 +143,7 @@ pub enum AnswerSpec {
     },
     /// A typed answer and the alternatives accepted.
     Text {
-        /// Accepted answers (compared after normalisation, see [`crate::marking`]).
+        /// Accepted answers (compared after normalisation by the runner's marking).
         accept: Vec<String>,
         /// Whether answers are numbers, accepted in any base.
         numeric: bool,

@@ -7,10 +7,8 @@
 //!
 //! See `qa/README.md` for the bank format and the answer-file format.
 
-mod bank;
 mod batch;
 mod context;
-mod i18n;
 mod lint;
 mod marking;
 mod progress;
@@ -19,6 +17,9 @@ mod session;
 mod show;
 mod shuffle;
 
+// The bank format and the two languages are the library's, so that the fuzz targets reach the
+// parser too.
+use qa::{bank, i18n};
 // The excerpts (`// qa:begin NAME` … `// qa:end NAME`), found by the parser `grade` shares.
 use source_markers::excerpt as markers;
 

@@ -119,8 +119,16 @@ pub fn stage_file(dir: &Path, stage: u32) -> PathBuf {
 /// Reads and checks one checkpoint file.
 pub fn load_file(path: &Path) -> Result<Vec<Checkpoint>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let file: StageFile = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let path = path.display();
+    parse(&text, &path.display().to_string())
+}
+
+/// Parses and checks the text of a checkpoint file; `path` only names it in messages.
+///
+/// # Errors
+/// A one-line message naming `path`: bad TOML, a field that does not fit the format, or a
+/// check whose pattern is not a regular expression.
+pub fn parse(text: &str, path: &str) -> Result<Vec<Checkpoint>, String> {
+    let file: StageFile = toml::from_str(text).map_err(|e| format!("{path}: {e}"))?;
     for checkpoint in &file.checkpoint {
         for step in &checkpoint.steps {
             regex::Regex::new(&step.output)

@@ -1,0 +1,3 @@
+#![no_main]
+//! libFuzzer entry point of `fuzz_targets::virtqueue`; the body and its invariants are there.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz_targets::virtqueue(data));
