@@ -100,15 +100,7 @@ impl MinivirtBoot {
         args.extend(["--append".to_string(), self.append.clone()]);
         let launch = Launch { program: self.binary.clone(), args, timeout: self.timeout, stop_when_ready: false };
         let outcome = vmm::run(&launch, |_| ())?;
-        let mut run = BootRun {
-            ready_s: outcome.ready.map(|d| d.as_secs_f64()),
-            exit_s: outcome.exited.as_secs_f64(),
-            failure: outcome.failure,
-            ..Default::default()
-        };
-        if run.ready_s.is_none() && run.failure.is_none() {
-            run.failure = Some(format!("the guest never printed {}", vmm::READY_MARKER));
-        }
+        let mut run = outcome.boot_run();
         match std::fs::read_to_string(&stats_path).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok()) {
             Some(stats) => apply_stats(&mut run, &stats),
             None => run.exits = exits_from_summary_line(&outcome.stderr),

@@ -134,15 +134,7 @@ impl QemuBoot {
             stop_when_ready: false,
         };
         let outcome = vmm::run(&launch, |pid| smaps::read(pid, GUEST_RAM))?;
-        let mut run = BootRun {
-            ready_s: outcome.ready.map(|d| d.as_secs_f64()),
-            exit_s: outcome.exited.as_secs_f64(),
-            failure: outcome.failure,
-            ..Default::default()
-        };
-        if run.ready_s.is_none() && run.failure.is_none() {
-            run.failure = Some(format!("the guest never printed {}", vmm::READY_MARKER));
-        }
+        let mut run = outcome.boot_run();
         match outcome.at_ready {
             Some(Ok(Some(memory))) => {
                 run.overhead_bytes = Some(memory.overhead());

@@ -3,6 +3,7 @@
 //! from its start to the guest's marker line on its stdout and to its exit.
 
 use crate::interrupt;
+use crate::report::BootRun;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -46,6 +47,19 @@ pub struct Outcome<R> {
     pub at_ready: Option<R>,
     /// Why the run was cut short (timeout, Ctrl-C) or failed (exit status), if it was.
     pub failure: Option<String>,
+}
+
+impl<R> Outcome<R> {
+    /// The timings and failure of this boot as a table row; a boot that never printed the
+    /// marker and gave no other reason fails for that.
+    pub fn boot_run(&self) -> BootRun {
+        let ready_s = self.ready.map(|d| d.as_secs_f64());
+        let failure = match (&self.failure, ready_s) {
+            (None, None) => Some(format!("the guest never printed {READY_MARKER}")),
+            (failure, _) => failure.clone(),
+        };
+        BootRun { ready_s, exit_s: self.exited.as_secs_f64(), failure, ..Default::default() }
+    }
 }
 
 /// Why a VMM could not be run at all.
