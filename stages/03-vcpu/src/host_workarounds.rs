@@ -33,10 +33,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// XSAVE/XRSTOR, `lock cmpxchg16b`, SMAP (`clac`/`stac`) and `popcnt`.
 pub const KERNEL_CMDLINE_WORKAROUNDS: &str = "noxsave clearcpuid=cx16,smap,popcnt";
 
-/// What a multi-vCPU boot adds on this host: application processors start in real mode at the
-/// kernel's trampoline after INIT/SIPI, and that start-up hangs under kvm_pvm, so the kernel
-/// is told to bring up only the boot CPU. It still reads every CPU from the MP table.
-pub const KERNEL_CMDLINE_SMP_WORKAROUND: &str = "maxcpus=1";
+/// What a multi-vCPU boot adds on this host. The application processors do start (INIT/SIPI,
+/// the real-mode trampoline, long mode), but Linux then sends IPIs with the paravirtual
+/// `KVM_HC_SEND_IPI` hypercall, and a `vmcall` spins inside kvm_pvm without ever completing
+/// (the vCPU stays on it, KVM's `hypercalls` counter stays 0). `nopv` makes the kernel a plain
+/// x86 guest: IPIs go through the local APIC, which the in-kernel irqchip delivers. The cost is
+/// kvm-clock: the kernel falls back to the jiffies clocksource.
+pub const KERNEL_CMDLINE_SMP_WORKAROUND: &str = "nopv";
 
 /// The kernel module whose presence means "this host needs the workarounds".
 pub const PVM_MODULE_PATH: &str = "/sys/module/kvm_pvm";

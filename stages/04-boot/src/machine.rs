@@ -120,7 +120,7 @@ impl Machine {
             syscall_fixup = Some(fixup);
             cmdline.push(KERNEL_CMDLINE_WORKAROUNDS.to_string());
             if args.smp > 1 {
-                eprintln!("{program}: this host's KVM cannot start secondary vCPUs in real mode; the kernel will use one ({KERNEL_CMDLINE_SMP_WORKAROUND})");
+                eprintln!("{program}: this host's KVM never completes the paravirtual IPI hypercall; the kernel is told to use plain APIC IPIs ({KERNEL_CMDLINE_SMP_WORKAROUND})");
                 cmdline.push(KERNEL_CMDLINE_SMP_WORKAROUND.to_string());
             }
         }
