@@ -49,6 +49,33 @@ static inline void sleep_us(long us)
 }
 static inline void barrier(void) { __asm__ volatile("mfence" ::: "memory"); }
 
+/* Monotonic time in microseconds. */
+static uint64_t now_us(void)
+{
+    struct __kernel_timespec ts;
+    if (failed(sys_clock_gettime(CLOCK_MONOTONIC, &ts)))
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Spins until *word differs from `old` or `timeout_us` pass; returns whether it changed.
+ * Spinning, not sleeping: the lab kernel's timers tick at 100 Hz, so every sleep lasts at
+ * least 10 ms, and the devices answer in microseconds. */
+static int wait_change16(volatile uint16_t *word, uint16_t old, uint64_t timeout_us)
+{
+    uint64_t deadline = now_us() + timeout_us;
+    for (;;) {
+        for (int i = 0; i < 4096; i++) {
+            barrier();
+            if (*word != old)
+                return 1;
+            __asm__ volatile("pause");
+        }
+        if (now_us() >= deadline)
+            return 0;
+    }
+}
+
 static int failures;
 
 static void say(const char *a, const char *b, const char *c)
@@ -279,9 +306,12 @@ static void attack_pci(void)
         config_write32(bridge, bar, 0xffffffffu);
     sent("pci", "BARs 1-5, expansion ROM and host bridge BARs all ones");
 
-    /* BAR 0 over RAM (address 0): RAM takes precedence, so the VMM must not map it there. */
-    config_write32(edu, 0x10, 0);
+    /* BAR 0 over RAM at 1 MiB, then over the IO-APIC: both take precedence over a BAR, so
+     * the VMM must refuse to map it there. */
+    config_write32(edu, 0x10, 0x00100000u);
     sent("pci", "BAR 0 over guest RAM");
+    config_write32(edu, 0x10, 0xfec00000u);
+    sent("pci", "BAR 0 over the IO-APIC");
 
     /* All ones over the whole configuration space, read-only registers included. */
     uint8_t ones[256];
@@ -335,15 +365,17 @@ static void edu_dma(volatile uint8_t *edu, uint64_t src, uint64_t dst, uint64_t 
     w64(edu, EDU_DMA_DST, dst);
     w64(edu, EDU_DMA_COUNT, count);
     w64(edu, EDU_DMA_CMD, cmd | EDU_DMA_RUN);
-    for (int i = 0; i < 1000 && (r64(edu, EDU_DMA_CMD) & EDU_DMA_RUN); i++)
-        sleep_us(1000);
+    uint64_t deadline = now_us() + 1000000;
+    while ((r64(edu, EDU_DMA_CMD) & EDU_DMA_RUN) && now_us() < deadline)
+        ;
 }
 
 static uint32_t edu_factorial(volatile uint8_t *edu, uint32_t n)
 {
     w32(edu, EDU_FACTORIAL, n);
-    for (int i = 0; i < 2000 && (r32(edu, EDU_STATUS) & 1); i++)
-        sleep_us(1000);
+    uint64_t deadline = now_us() + 2000000;
+    while ((r32(edu, EDU_STATUS) & 1) && now_us() < deadline)
+        ;
     return r32(edu, EDU_FACTORIAL);
 }
 
@@ -388,8 +420,9 @@ static void attack_edu(uint64_t ram)
     w64(edu, EDU_FACTORIAL, 0xffffffffffffffffull);
     w32(edu, EDU_FACTORIAL, 0xffffffffu); /* then a write while it computes */
     w32(edu, EDU_STATUS, 0xffffffffu);
-    for (int i = 0; i < 2000 && (r32(edu, EDU_STATUS) & 1); i++)
-        sleep_us(1000);
+    uint64_t deadline = now_us() + 2000000;
+    while ((r32(edu, EDU_STATUS) & 1) && now_us() < deadline)
+        ;
     w32(edu, EDU_STATUS, 0);
     w32(edu, EDU_IRQ_ACK, 0xffffffffu);
     sent("edu", "all ones into every control register");
@@ -535,13 +568,7 @@ static int submit_at(uint16_t slot, uint16_t head, uint16_t count)
     AVAIL_IDX = avail_idx;
     barrier();
     w32(vio, MMIO_QUEUE_NOTIFY, 0);
-    for (int i = 0; i < 200; i++) {
-        barrier();
-        if (USED_IDX != used_before)
-            return 1;
-        sleep_us(500);
-    }
-    return 0;
+    return wait_change16(&USED_IDX, used_before, 50000);
 }
 
 static int submit(uint16_t head) { return submit_at(avail_idx, head, 1); }
@@ -823,6 +850,40 @@ static void attack_uart(void)
           "scratch ", scr);
 }
 
+/* Whether the small file `path` starts with `want`. */
+static int file_has(const char *path, const char *want, int anywhere)
+{
+    static char text[4096];
+    long fd = sys_open(path, O_RDONLY);
+    if (failed(fd))
+        return 0;
+    long n = sys_pread((int)fd, text, sizeof text - 1, 0);
+    sys_close((int)fd);
+    if (n <= 0)
+        return 0;
+    text[n] = 0;
+    for (long start = 0; start < n; start++) {
+        int i = 0;
+        while (want[i] && text[start + i] == want[i])
+            i++;
+        if (!want[i])
+            return 1;
+        if (!anywhere)
+            return 0;
+    }
+    return 0;
+}
+
+/* As root this program pokes real hardware: it refuses to run anywhere but on minivirt's
+ * board, recognised by its devices (the edu card at 00:01.0, the disk on the command line). */
+static void require(int present, const char *what)
+{
+    if (!present) {
+        say("error: not minivirt's board (", what, "): refusing to attack this machine");
+        sys_exit(1);
+    }
+}
+
 int main(int argc, char **argv)
 {
     const char *what = argc == 2 ? argv[1] : "";
@@ -831,6 +892,12 @@ int main(int argc, char **argv)
         say("usage: hostile pci|edu|virtio|uart|all", "", "");
         return 2;
     }
+    if (!streq(what, "virtio"))
+        require(file_has(EDU_SYSFS "vendor", "0x1234", 0) && file_has(EDU_SYSFS "device", "0x11e8", 0),
+                "no edu card at 0000:00:01.0");
+    if (all || streq(what, "virtio"))
+        require(file_has("/proc/cmdline", "virtio_mmio.device=4K@0xd0000000:", 1),
+                "no virtio-mmio disk at 0xd0000000 on the command line");
     devport = sys_open("/dev/port", O_RDWR);
     if (failed(devport))
         die("cannot open /dev/port", devport);
