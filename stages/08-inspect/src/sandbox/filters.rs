@@ -233,6 +233,7 @@ fn thread_specific(kind: ThreadKind) -> Result<Vec<Allowed>, BackendError> {
             allowed.extend(monitor_commands()?);
             allowed
         }
+        // qa:begin stage8-seccomp-io
         ThreadKind::VirtioIo => vec![
             always(libc::SYS_epoll_wait)?,
             always(libc::SYS_epoll_pwait)?,
@@ -242,6 +243,7 @@ fn thread_specific(kind: ThreadKind) -> Result<Vec<Allowed>, BackendError> {
             always(libc::SYS_fsync)?,
             always(libc::SYS_fdatasync)?,
         ],
+        // qa:end stage8-seccomp-io
         ThreadKind::DeviceWorker => vec![ioctl(&[kvm::KVM_IRQ_LINE()])?],
         ThreadKind::Monitor => {
             let mut allowed = vec![
