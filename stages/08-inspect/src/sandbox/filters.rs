@@ -261,6 +261,8 @@ fn thread_specific(kind: ThreadKind) -> Result<Vec<Allowed>, BackendError> {
                 always(libc::SYS_prctl)?,
                 always(libc::SYS_sched_getaffinity)?,
                 always(libc::SYS_gettid)?,
+                // A session thread installs its own filter on top (it can only narrow).
+                always(libc::SYS_seccomp)?,
             ];
             allowed.extend(monitor_commands()?);
             allowed

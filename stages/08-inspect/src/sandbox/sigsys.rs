@@ -77,7 +77,7 @@ pub fn install_handler(program: &'static str) -> io::Result<()> {
 /// The message for a refused call, written into `out`; returns its length. Pure, so that it
 /// can be tested, and allocation-free, so that the handler can use it.
 pub fn format_message(out: &mut [u8; 256], program: &str, thread: &[u8], syscall: i64) -> usize {
-    let mut line = Line { out, len: 0 };
+    let mut line = Line { out, len: 0, cut: false };
     line.push(program.as_bytes());
     line.push(b": seccomp: thread '");
     line.push(thread);
@@ -93,10 +93,15 @@ pub fn format_message(out: &mut [u8; 256], program: &str, thread: &[u8], syscall
 struct Line<'a> {
     out: &'a mut [u8; 256],
     len: usize,
+    /// Whether the line was cut (and ended with its newline): nothing more goes in.
+    cut: bool,
 }
 
 impl Line<'_> {
     fn push(&mut self, bytes: &[u8]) {
+        if self.cut {
+            return;
+        }
         // Keep the last byte for the newline, so that a cut line still ends one.
         let room = self.out.len() - 1 - self.len;
         let take = bytes.len().min(room);
@@ -105,6 +110,7 @@ impl Line<'_> {
         if take < bytes.len() {
             self.out[self.len] = b'\n';
             self.len += 1;
+            self.cut = true;
         }
     }
 
