@@ -1,9 +1,10 @@
 //! The allow-lists: which system calls each kind of VMM thread may make, and on what
 //! condition. Everything else traps (SIGSYS, see [`super::sigsys`]).
 //!
-//! The lists were found by running stage 8 through whole Linux boots under `strace -f`, with
-//! the monitor (socket and console), `--stats`, `--profile`, a read-write and a read-only
-//! disk, Ctrl-A x, SIGTERM and a guest power-off, then cut to what each thread's job needs.
+//! The lists were found by running stage 8 through whole Linux boots under `strace -f -ff`
+//! (one file per thread), with the monitor (socket and console), `--stats`, `--profile`, a
+//! read-write and a read-only disk, the monitor's `quit` and a guest power-off, then cut to
+//! what each thread's job needs.
 //! `ioctl` is allowed per request number, as Firecracker does: a vCPU thread may `KVM_RUN`
 //! its vCPU, but not create another VM. `mmap` and `mprotect` may not make memory
 //! executable, and `openat` (the monitor reads `/proc/self/pagemap` and `smaps`) may only open
