@@ -168,9 +168,10 @@ fn every_thread() -> Result<Vec<Allowed>, BackendError> {
     ])
 }
 
-/// Stopping the VM kicks the vCPU threads out of KVM_RUN with a signal (`pthread_kill`).
+/// Stopping the VM kicks the vCPU threads out of KVM_RUN with a signal (`pthread_kill`;
+/// a vCPU that stops the VM kicks itself too, and glibc then asks for its own id, `gettid`).
 fn kicking() -> Result<Vec<Allowed>, BackendError> {
-    Ok(vec![always(libc::SYS_getpid)?, always(libc::SYS_tgkill)?])
+    Ok(vec![always(libc::SYS_getpid)?, always(libc::SYS_gettid)?, always(libc::SYS_tgkill)?])
 }
 
 /// The monitor's commands: reading `/proc/self/pagemap` and `smaps` (opened read-only), KVM's
