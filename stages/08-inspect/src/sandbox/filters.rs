@@ -3,8 +3,8 @@
 //!
 //! The lists were found by running stage 8 through whole Linux boots under `strace -f -ff`
 //! (one file per thread), with the monitor (socket and console), `--stats`, `--profile`, a
-//! read-write and a read-only disk, the monitor's `quit` and a guest power-off, then cut to
-//! what each thread's job needs.
+//! read-write and a read-only disk and the monitor's `quit`, then cut to what each thread's
+//! job needs; the checkpoint's boot (with a guest power-off) runs with them on.
 //! `ioctl` is allowed per request number, as Firecracker does: a vCPU thread may `KVM_RUN`
 //! its vCPU, but not create another VM. `mmap` and `mprotect` may not make memory
 //! executable, and `openat` (the monitor reads `/proc/self/pagemap` and `smaps`) may only open
