@@ -6,7 +6,8 @@
 //! - [`gdt`], [`paging`], [`regs`] build the long-mode state;
 //! - [`cpuid`] and [`msrs`] give the guest a consistent CPU;
 //! - [`vcpu`] runs the exit loop on a thread, [`control`] stops all vCPUs, and [`exit_hook`]
-//!   lets other code watch every exit without changing the loop;
+//!   lets other code watch every exit without changing the loop; [`threads`] starts every
+//!   VMM thread under its name, through one hook a later stage can use;
 //! - [`host_workarounds`] handles what this course's nested KVM cannot emulate;
 //! - [`demo`] is the guest this stage runs.
 #![deny(missing_docs)]
@@ -22,4 +23,5 @@ pub mod layout;
 pub mod msrs;
 pub mod paging;
 pub mod regs;
+pub mod threads;
 pub mod vcpu;

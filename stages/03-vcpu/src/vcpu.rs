@@ -100,10 +100,7 @@ impl Vcpu {
 
     /// Runs the vCPU on a new thread named `vcpu N`; the thread returns why it stopped.
     pub fn start(self, context: VcpuContext) -> Result<JoinHandle<StopReason>, VcpuError> {
-        std::thread::Builder::new()
-            .name(format!("vcpu {}", self.id))
-            .spawn(move || self.run(&context))
-            .map_err(VcpuError::Thread)
+        crate::threads::spawn(format!("vcpu {}", self.id), move || self.run(&context)).map_err(VcpuError::Thread)
     }
 
     /// The exit loop: runs until this vCPU or the VM stops. A stop that only concerns this

@@ -95,7 +95,7 @@ impl InputLoop {
     pub fn start(config: InputConfig) -> io::Result<InputLoop> {
         let stop = EventFd::new(EFD_NONBLOCK)?;
         let mut state = LoopState::new(config, stop.try_clone()?)?;
-        let thread = std::thread::Builder::new().name("console input".into()).spawn(move || state.run())?;
+        let thread = stage03::threads::spawn("console input", move || state.run())?;
         Ok(InputLoop { stop, thread })
     }
 

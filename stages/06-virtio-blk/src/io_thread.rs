@@ -35,7 +35,7 @@ impl IoThread {
         for (token, (eventfd, _)) in sources.iter().enumerate() {
             epoll.ctl(ControlOperation::Add, eventfd.as_raw_fd(), EpollEvent::new(EventSet::IN, token as u64))?;
         }
-        let thread = std::thread::Builder::new().name("virtio i/o".into()).spawn(move || {
+        let thread = stage03::threads::spawn("virtio i/o", move || {
             let mut sources = sources;
             let mut events = vec![EpollEvent::default(); sources.len() + 1];
             loop {

@@ -258,7 +258,7 @@ impl Profiler {
         let period = Duration::from_secs(1) / hz;
         let thread = {
             let stop = Arc::clone(&stop);
-            std::thread::Builder::new().name("profiler".into()).spawn(move || {
+            stage03::threads::spawn("profiler", move || {
                 while !stop.load(Ordering::Relaxed) {
                     for id in 0..vcpus.count() {
                         let profile = Arc::clone(&profile);

@@ -12,11 +12,14 @@
 //! - [`host`] measures the VMM's memory and reads KVM's own exit counters;
 //! - [`boot_timer`] is the device the guest tells that its boot is complete;
 //! - [`vcpus`] reaches into running vCPUs (registers, pause, samples), [`recorder`] is the exit
-//!   hook behind the statistics.
+//!   hook behind the statistics;
+//! - [`sandbox`] confines each VMM thread to the system calls it needs (seccomp), the other
+//!   thing worth knowing about a running VMM from the host.
 //!
 //! # Resources
 //! - QEMU's monitor: <https://www.qemu.org/docs/master/system/monitor.html>.
 //! - Intel SDM vol. 3A, chapter 4 "Paging".
+//! - seccomp(2).
 #![deny(missing_docs)]
 
 pub mod boot_timer;
@@ -25,6 +28,7 @@ pub mod inspector;
 pub mod monitor;
 pub mod pagemap;
 pub mod recorder;
+pub mod sandbox;
 pub mod stats;
 pub mod symbols;
 pub mod vcpus;

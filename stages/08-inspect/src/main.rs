@@ -1,4 +1,5 @@
-//! `stage08`: the machine of stage 7, with a monitor, exit statistics and a profiler.
+//! `stage08`: the machine of stage 7, with a monitor, exit statistics, a profiler, and each
+//! thread confined by a seccomp filter.
 
 use clap::Parser;
 use stage03::control::StopReason;
@@ -8,6 +9,7 @@ use stage05::console;
 use stage06::disks::{self, DiskArgs};
 use stage07::platform;
 use stage08::inspector::{InspectArgs, Inspector};
+use stage08::sandbox::{Sandbox, SandboxArgs};
 use std::error::Error;
 use std::process::ExitCode;
 
@@ -17,6 +19,8 @@ use std::process::ExitCode;
 struct Args {
     #[command(flatten)]
     inspect: InspectArgs,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
     #[command(flatten)]
     disks: DiskArgs,
     #[command(flatten)]
@@ -32,6 +36,8 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> Result<StopReason, Box<dyn Error>> {
     // Memory and the interrupt controllers.
     let mut machine = Machine::new("stage08", &args.boot)?;
+    // Confinement: each thread started from here on allows itself only the calls it needs.
+    let sandbox = Sandbox::confine_threads(machine.program(), &args.sandbox)?;
     // The inspection tools: exit hooks, the boot timer, the monitor.
     let inspector = Inspector::attach(&mut machine, &args.inspect)?;
     // Devices: the legacy stubs, the console (Ctrl-A c: the monitor), the disks, PCI.
@@ -42,5 +48,6 @@ fn run(args: &Args) -> Result<StopReason, Box<dyn Error>> {
     // Kernel, vCPUs, run; then the statistics.
     let reason = machine.boot()?;
     inspector.finish()?;
+    eprintln!("{}", sandbox.summary());
     Ok(reason)
 }

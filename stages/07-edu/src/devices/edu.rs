@@ -363,9 +363,7 @@ impl EduDevice {
         let state = State { factorial: 0, status: 0, interrupts, factorial_delay: Duration::ZERO, stopping: false };
         let shared = Arc::new(Shared { state: Mutex::new(state), wake: Condvar::new() });
         let worker_shared = Arc::clone(&shared);
-        let worker = std::thread::Builder::new()
-            .name("edu-factorial".into())
-            .spawn(move || factorial_worker(worker_shared))
+        let worker = stage03::threads::spawn("edu-factorial", move || factorial_worker(worker_shared))
             .map_err(EduError::SpawnWorker)?;
         Ok(EduDevice {
             config,

@@ -52,19 +52,17 @@ impl MonitorServer {
             std::fs::remove_file(path).map_err(listen_error)?;
         }
         let listener = UnixListener::bind(path).map_err(listen_error)?;
-        std::thread::Builder::new()
-            .name("monitor".into())
-            .spawn(move || {
-                for stream in listener.incoming().flatten() {
-                    let view = Arc::clone(&view);
-                    // A session that cannot get a thread is dropped; the others go on.
-                    let _ = std::thread::Builder::new().name("monitor session".into()).spawn(move || {
-                        // A client that hangs up mid-answer ends only its own session.
-                        let _ = serve(stream, view);
-                    });
-                }
-            })
-            .map_err(listen_error)?;
+        stage03::threads::spawn("monitor", move || {
+            for stream in listener.incoming().flatten() {
+                let view = Arc::clone(&view);
+                // A session that cannot get a thread is dropped; the others go on.
+                let _ = stage03::threads::spawn("monitor session", move || {
+                    // A client that hangs up mid-answer ends only its own session.
+                    let _ = serve(stream, view);
+                });
+            }
+        })
+        .map_err(listen_error)?;
         Ok(MonitorServer { path: path.to_path_buf() })
     }
 }
