@@ -167,8 +167,18 @@ pub fn run_checkpoint(checkpoint: &Checkpoint, binary: &Path, repo: &Path) -> Ru
             }
         })
         .collect();
-    let exit_ok = ending == Ending::Exited(Some(checkpoint.exit_code));
+    let exit_ok = if checkpoint.kills() {
+        ending == Ending::KilledByStep
+    } else {
+        ending == Ending::Exited(Some(checkpoint.exit_code))
+    };
     let exit_message = match ending {
+        _ if exit_ok => String::new(),
+        Ending::KilledByStep => "killed by a kill step, which this checkpoint does not have".to_string(),
+        Ending::Exited(code) if checkpoint.kills() => format!(
+            "{} before the kill step's output appeared",
+            code.map_or("killed by a signal".to_string(), |code| format!("exited with code {code}"))
+        ),
         Ending::TimedOut => format!("timed out after {} s", checkpoint.timeout),
         Ending::KilledAfterPanic => format!(
             "a thread panicked and the process was still running {} s later: killed (a panic must stop the VMM)",
@@ -233,6 +243,8 @@ pub enum Ending {
     TimedOut,
     /// A thread panicked and the process was still running [`PANIC_GRACE`] later: killed.
     KilledAfterPanic,
+    /// A kill step of the checkpoint killed it with SIGKILL (a power cut), as it asked.
+    KilledByStep,
 }
 
 /// How long a process may go on after printing a Rust panic before the harness kills it. A
@@ -415,9 +427,14 @@ fn spawn_and_wait(
                 }
                 if index < 2 && !pending_steps.is_empty() {
                     let seen = buffers[0].text() + &buffers[1].text();
+                    let mut kill_now = false;
                     pending_steps.retain(|(pattern, step)| {
                         let Some(groups) = during::first_match(pattern, &seen) else { return true };
                         captures.get_or_insert_with(|| groups.clone());
+                        if step.kill {
+                            kill_now = true;
+                            return false;
+                        }
                         start_step(
                             step.clone(),
                             groups,
@@ -427,6 +444,11 @@ fn spawn_and_wait(
                         );
                         false
                     });
+                    // At once, on this thread: the point of a kill step is where it cuts.
+                    if kill_now && killed.is_none() && status.is_none() {
+                        kill();
+                        killed = Some(Ending::KilledByStep);
+                    }
                 }
             }
             Ok(Event::Closed) => open -= 1,
@@ -526,6 +548,7 @@ mod tests {
             monitor: None,
             send: vec![],
             input: Some("go\n".into()),
+            kill: false,
         }];
         checkpoint.checks[0].pattern = "(?m)^got go$".into();
         checkpoint.checks.push(Check {
@@ -536,6 +559,34 @@ mod tests {
         });
         let result = run_checkpoint(&checkpoint, Path::new("/bin/sh"), Path::new("/"));
         assert!(result.passed(), "{}", result.report());
+    }
+
+    #[test]
+    fn a_kill_step_cuts_the_run_at_its_output_and_after_commands_still_run() {
+        // The "guest" writes a file, announces it, and would write another if it lived on.
+        let script = "echo first > \"$0\"/a; echo synced; sleep 30; echo second > \"$0\"/b; echo hi";
+        let mut checkpoint = shell(script, 30);
+        checkpoint.args.push("{work}".into());
+        checkpoint.steps =
+            vec![Step { output: "(?m)^synced$".into(), monitor: None, send: vec![], input: None, kill: true }];
+        checkpoint.after = vec!["cat {work}/a; test -e {work}/b && echo b-exists || echo no-b".into()];
+        checkpoint.checks[0].pattern = "(?m)^first\nno-b$".into();
+        checkpoint.checks.push(Check { name: "cut".into(), points: 1, pattern: "(?m)^hi$".into(), absent: true });
+        let start = Instant::now();
+        let result = run_checkpoint(&checkpoint, Path::new("/bin/sh"), Path::new("/"));
+        // The shell's `sleep` child keeps the pipes open after the kill: the harness drains
+        // them for 2 s at most, then goes on.
+        assert!(start.elapsed() < Duration::from_secs(15), "killed at once, not after the sleep");
+        assert_eq!(result.ending, Some(Ending::KilledByStep));
+        assert!(result.passed(), "{}", result.report());
+
+        // A run that ends before the kill step's output fails its exit check.
+        let mut early = shell("echo hi; exit 0", 30);
+        early.steps = checkpoint.steps.clone();
+        let result = run_checkpoint(&early, Path::new("/bin/sh"), Path::new("/"));
+        assert_eq!(result.ending, Some(Ending::Exited(Some(0))));
+        assert!(!result.passed());
+        assert_eq!(result.checks[1].message, "exited with code 0 before the kill step's output appeared");
     }
 
     #[test]

@@ -17,6 +17,10 @@
 //! monitor = "{work}/monitor.sock"
 //! send = ["translate {1}"]
 //!
+//! [[checkpoint.when]]                 # a power cut: SIGKILL the binary at this output; the
+//! output = '(?m)^SYNCED$'             # run must end so (exit_code is not used), and the
+//! kill = true                         # `after` commands inspect what it left behind
+//!
 //! [[checkpoint.check]]                # graded checks on that one run's output
 //! name = "marker"
 //! points = 5
@@ -79,6 +83,11 @@ pub struct Step {
     pub send: Vec<String>,
     /// Bytes written to the binary's standard input after the monitor commands.
     pub input: Option<String>,
+    /// Kill the binary with SIGKILL as soon as the output matches — a power cut, which no
+    /// exit path of the VMM sees. A checkpoint with such a step passes its exit check only
+    /// when this step killed it. A kill step has no monitor, `send` or `input`.
+    #[serde(default)]
+    pub kill: bool,
 }
 
 /// One graded pattern.
@@ -98,6 +107,13 @@ pub struct Check {
 
 fn yes() -> bool {
     true
+}
+
+impl Checkpoint {
+    /// Whether one of its steps kills the binary (then the run must end that way).
+    pub fn kills(&self) -> bool {
+        self.steps.iter().any(|step| step.kill)
+    }
 }
 
 #[derive(Deserialize)]
@@ -133,6 +149,12 @@ pub fn parse(text: &str, path: &str) -> Result<Vec<Checkpoint>, String> {
         for step in &checkpoint.steps {
             regex::Regex::new(&step.output)
                 .map_err(|e| format!("{path}: checkpoint '{}': bad step pattern: {e}", checkpoint.name))?;
+            if step.kill && (step.monitor.is_some() || !step.send.is_empty() || step.input.is_some()) {
+                return Err(format!(
+                    "{path}: checkpoint '{}': a kill step takes no monitor, send or input",
+                    checkpoint.name
+                ));
+            }
         }
         for check in &checkpoint.checks {
             // `{when:N}` stands for text the run will capture; any literal checks the rest.
@@ -141,4 +163,38 @@ pub fn parse(text: &str, path: &str) -> Result<Vec<Checkpoint>, String> {
         }
     }
     Ok(file.checkpoint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KILL: &str = r#"
+[[checkpoint]]
+name = "power cut"
+timeout = 10
+[[checkpoint.when]]
+output = '(?m)^SYNCED$'
+kill = true
+[[checkpoint.check]]
+name = "c"
+points = 1
+pattern = 'x'
+"#;
+
+    #[test]
+    fn a_kill_step_parses_and_marks_the_checkpoint() {
+        let checkpoints = parse(KILL, "kill.toml").unwrap();
+        assert!(checkpoints[0].steps[0].kill);
+        assert!(checkpoints[0].kills());
+        let plain = KILL.replace("kill = true", "input = \"x\"");
+        assert!(!parse(&plain, "plain.toml").unwrap()[0].kills());
+    }
+
+    #[test]
+    fn a_kill_step_that_also_types_is_refused() {
+        let both = KILL.replace("kill = true", "kill = true\ninput = \"poweroff\\n\"");
+        let error = parse(&both, "both.toml").unwrap_err();
+        assert_eq!(error, "both.toml: checkpoint 'power cut': a kill step takes no monitor, send or input");
+    }
 }

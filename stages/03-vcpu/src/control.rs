@@ -25,6 +25,8 @@ pub enum StopReason {
     PowerOff,
     /// The guest triple-faulted: the CPU shut down.
     TripleFault,
+    /// The guest kernel panicked and said so (stage 4's warm-reset flag, stage 7's pvpanic).
+    GuestPanic,
     /// The user quit the VMM (Ctrl-A x on the console).
     Quit,
     /// The VMM received a termination signal (SIGINT, SIGTERM, SIGHUP).
@@ -40,6 +42,7 @@ impl std::fmt::Display for StopReason {
             StopReason::Reset => write!(f, "the guest reset the machine"),
             StopReason::PowerOff => write!(f, "the guest powered off"),
             StopReason::TripleFault => write!(f, "the guest triple-faulted (CPU shutdown)"),
+            StopReason::GuestPanic => write!(f, "guest kernel panicked"),
             StopReason::Quit => write!(f, "quit (Ctrl-A x)"),
             StopReason::Signal(signal) => write!(f, "stopped by {}", signal_name(*signal)),
             StopReason::Error(message) => write!(f, "{message}"),

@@ -1,9 +1,10 @@
 //! The kernel command line the VMM passes.
 
 /// What every boot gets: the console on the first serial port, reboot through the keyboard
-/// controller (which the VMM watches to end the run), no address-space randomisation, and
-/// no `outb` to port 0x80 for I/O delays (each one would be a VM exit).
-pub const BASE_CMDLINE: &str = "console=ttyS0 reboot=k nokaslr io_delay=none";
+/// controller (which the VMM watches to end the run), a panic rebooting at once and in warm
+/// mode (so the VMM can tell it from a reboot: `devices::i8042`), no address-space
+/// randomisation, and no `outb` to port 0x80 for I/O delays (each one would be a VM exit).
+pub const BASE_CMDLINE: &str = "console=ttyS0 reboot=k,panic_warm panic=-1 nokaslr io_delay=none";
 
 /// Errors in the command line.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -8,6 +8,10 @@ pub use stage03::layout::*;
 pub const CMDLINE_START: u64 = 0x20000;
 /// The command line's maximum length when the kernel does not say (`cmdline_size`).
 pub const CMDLINE_MAX_SIZE: u64 = 2048;
+/// The BIOS data area's reset flag (a 16-bit word): Linux writes 0x1234 there for a warm
+/// reboot, 0 for a cold one, just before it resets the machine; a PC BIOS reads it after the
+/// reset. Stage 4's i8042 reads it to tell a panic from a reboot (see `devices::i8042`).
+pub const BIOS_RESET_FLAG_ADDRESS: u64 = 0x472;
 /// The protected-mode kernel is loaded at 1 MiB (the boot protocol's "high" load address).
 pub const KERNEL_START: u64 = MAIN_RAM_START;
 /// The Extended BIOS Data Area, the last KiB of conventional memory, which Linux scans for

@@ -4,7 +4,7 @@
 //! | device  | ports       | interrupt | model                      |
 //! |---------|-------------|-----------|----------------------------|
 //! | COM1    | 0x3f8–0x3ff | IRQ 4     | [`Console`] (stage 5: a 16550A) |
-//! | i8042   | 0x60–0x64   | —         | [`I8042`]: reset ends the run |
+//! | i8042   | 0x60–0x64   | —         | [`I8042`]: reset ends the run (a panic's warm one, failing) |
 //! | CMOS    | 0x70–0x71   | —         | [`Cmos`]                   |
 
 use crate::devices::{cmos::Cmos, console::Console, i8042::I8042};
@@ -36,7 +36,7 @@ pub enum LegacyError {
 /// Puts the i8042 (whose reset command stops the VM) and the CMOS stub on their ports.
 pub fn attach_legacy_devices(machine: &Machine) -> Result<(), LegacyError> {
     let pio = &machine.vm.buses.pio;
-    let i8042 = I8042::new(Arc::clone(&machine.control));
+    let i8042 = I8042::new(Arc::clone(&machine.control), Arc::clone(&machine.vm.memory));
     pio.insert("i8042", I8042_PORT, I8042_PORT_COUNT, Arc::new(Mutex::new(i8042)))?;
     pio.insert("cmos", CMOS_PORT, CMOS_PORT_COUNT, Arc::new(Mutex::new(Cmos::default())))?;
     Ok(())
