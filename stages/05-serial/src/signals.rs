@@ -16,6 +16,27 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 /// The signals that end the VMM.
 pub const TERMINATION_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
+/// Blocks [`TERMINATION_SIGNALS`] in the calling thread, and so in every thread it starts from
+/// now on; returns the set. A VMM that starts threads before its console (stage 8's monitor)
+/// calls this first, so that no such thread is the one a signal kills.
+pub fn block_in_this_thread() -> io::Result<libc::sigset_t> {
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointers to a local set; valid signal numbers.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        for signal in TERMINATION_SIGNALS {
+            libc::sigaddset(&mut set, signal);
+        }
+    }
+    // SAFETY: a valid set; the old mask is not needed.
+    let error = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if error != 0 {
+        return Err(io::Error::from_raw_os_error(error));
+    }
+    Ok(set)
+}
+
 /// A signalfd for [`TERMINATION_SIGNALS`].
 #[derive(Debug)]
 pub struct TerminationSignals(OwnedFd);
@@ -24,20 +45,7 @@ impl TerminationSignals {
     /// Blocks the termination signals in the calling thread (so in every thread it starts from
     /// now on) and opens a signalfd that receives them. Call it before starting any thread.
     pub fn block() -> io::Result<TerminationSignals> {
-        // SAFETY: sigset_t is plain data, initialised by sigemptyset.
-        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-        // SAFETY: valid pointers to a local set; valid signal numbers.
-        unsafe {
-            libc::sigemptyset(&mut set);
-            for signal in TERMINATION_SIGNALS {
-                libc::sigaddset(&mut set, signal);
-            }
-        }
-        // SAFETY: a valid set; the old mask is not needed.
-        let error = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-        if error != 0 {
-            return Err(io::Error::from_raw_os_error(error));
-        }
+        let set = block_in_this_thread()?;
         // SAFETY: -1 asks for a new descriptor; a valid set.
         let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
         if fd < 0 {

@@ -71,6 +71,9 @@ pub enum InspectError {
         #[source]
         source: std::io::Error,
     },
+    /// The termination signals could not be blocked.
+    #[error("cannot block termination signals: {0}")]
+    Signals(#[source] std::io::Error),
     /// The profiler thread could not start.
     #[error("cannot start the profiler: {0}")]
     Profiler(#[source] std::io::Error),
@@ -114,6 +117,9 @@ impl Inspector {
     /// port 0x3f0, the guest's symbols, and (when asked) the monitor socket and the profiler.
     pub fn attach(machine: &mut Machine, args: &InspectArgs) -> Result<Inspector, InspectError> {
         let started = Instant::now();
+        // The monitor and profiler threads start before the console turns SIGINT, SIGTERM and
+        // SIGHUP into events; blocked here, they reach the console's signalfd, not these threads.
+        stage05::signals::block_in_this_thread().map_err(InspectError::Signals)?;
         let (memory, buses) = (Arc::clone(&machine.vm.memory), Arc::clone(&machine.vm.buses));
         let control = Arc::clone(&machine.control);
         let vcpus = Arc::new(VcpuAccess::new(Arc::clone(&control), machine.vcpu_count()));
