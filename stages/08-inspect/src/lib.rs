@@ -12,7 +12,8 @@
 //! - [`host`] measures the VMM's memory and reads KVM's own exit counters;
 //! - [`boot_timer`] is the device the guest tells that its boot is complete;
 //! - [`vcpus`] reaches into running vCPUs (registers, pause, samples), [`recorder`] is the exit
-//!   hook behind the statistics.
+//!   hook behind the statistics;
+//! - [`demo`] runs the page walk and the exit recorder without Linux (`stage08 --demo`).
 //!
 //! # Resources
 //! - QEMU's monitor: <https://www.qemu.org/docs/master/system/monitor.html>.
@@ -20,6 +21,7 @@
 #![deny(missing_docs)]
 
 pub mod boot_timer;
+pub mod demo;
 pub mod host;
 pub mod inspector;
 pub mod monitor;

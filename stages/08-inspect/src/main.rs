@@ -7,6 +7,7 @@ use stage04::machine::{BootArgs, Machine};
 use stage05::console;
 use stage06::disks::{self, DiskArgs};
 use stage07::platform;
+use stage08::demo::{self, Demo};
 use stage08::inspector::{InspectArgs, Inspector};
 use std::error::Error;
 use std::process::ExitCode;
@@ -15,6 +16,9 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
+    /// Run a demonstration without Linux instead (paging: page walks; exits: exit recording).
+    #[arg(long, value_enum)]
+    demo: Option<Demo>,
     #[command(flatten)]
     inspect: InspectArgs,
     #[command(flatten)]
@@ -25,6 +29,15 @@ struct Args {
 
 fn main() -> ExitCode {
     let args: Args = stage01::parse_args();
+    if let Some(which) = args.demo {
+        return match demo::run(which) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("stage08: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     stage05::terminal::install_panic_hook("stage08");
     stage03::control::exit_code("stage08", run(&args))
 }
