@@ -63,7 +63,7 @@ pub enum DemoError {
 /// Where the demo puts edu's BAR 0, as firmware would.
 const EDU_BAR_ADDRESS: u32 = 0xe000_0000;
 /// The longest the demo waits for one factorial.
-const FACTORIAL_TIMEOUT: Duration = Duration::from_secs(1);
+const FACTORIAL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs `demo`, printing to stdout.
 ///
@@ -216,7 +216,7 @@ fn pci() -> Result<(), DemoError> {
     let mut root = PciRoot::new(Arc::new(mapper));
     let line = Arc::new(Line::default());
     // Slow enough that the computing bit can be seen, fast enough for the demo.
-    let edu = EduDevice::new(Arc::clone(&memory), line.clone())?.with_factorial_delay(Duration::from_millis(20));
+    let edu = EduDevice::new(Arc::clone(&memory), line.clone())?.with_factorial_delay(Duration::from_millis(100));
     let edu_number = root.add_device("edu", Arc::new(Mutex::new(edu)))?;
     let bars = ConfigSpace::new(0x1234, 0xbeef, 0xff0000, 0)
         .with_bar(0, BarKind::Memory64 { prefetchable: true }, 16 << 10)?
