@@ -5,6 +5,7 @@ use stage03::control::StopReason;
 use stage04::legacy;
 use stage04::machine::{BootArgs, Machine};
 use stage05::console;
+use stage05::demo::{self, Demo};
 use std::error::Error;
 use std::process::ExitCode;
 
@@ -12,12 +13,19 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
+    /// Run a demonstration without a guest instead (uart: the 16550A register by register).
+    #[arg(long, value_enum)]
+    demo: Option<Demo>,
     #[command(flatten)]
     boot: BootArgs,
 }
 
 fn main() -> ExitCode {
     let args: Args = stage01::parse_args();
+    if let Some(which) = args.demo {
+        demo::run(which);
+        return ExitCode::SUCCESS;
+    }
     stage05::terminal::install_panic_hook("stage05");
     stage03::control::exit_code("stage05", run(&args))
 }

@@ -5,9 +5,11 @@
 //! - [`disks`]: how `--disk` images become devices in a machine (window, interrupt,
 //!   ioeventfd, command line);
 //! - [`io_thread`]: the thread that serves queue notifications off the vCPUs;
-//! - [`layout`]: where the disks' register windows and interrupts are.
+//! - [`layout`]: where the disks' register windows and interrupts are;
+//! - [`demo`]: `stage06 --demo virtqueue`, chains and disk requests without a guest.
 #![deny(missing_docs)]
 
+pub mod demo;
 pub mod disks;
 pub mod io_thread;
 pub mod layout;

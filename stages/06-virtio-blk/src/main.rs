@@ -5,6 +5,7 @@ use stage03::control::StopReason;
 use stage04::legacy;
 use stage04::machine::{BootArgs, Machine};
 use stage05::console;
+use stage06::demo::{self, Demo};
 use stage06::disks::{self, DiskArgs};
 use std::error::Error;
 use std::process::ExitCode;
@@ -13,6 +14,9 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
+    /// Run a demonstration without a guest instead (virtqueue: descriptor chains and disk requests).
+    #[arg(long, value_enum)]
+    demo: Option<Demo>,
     #[command(flatten)]
     disks: DiskArgs,
     #[command(flatten)]
@@ -21,6 +25,15 @@ struct Args {
 
 fn main() -> ExitCode {
     let args: Args = stage01::parse_args();
+    if let Some(which) = args.demo {
+        return match demo::run(which) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("stage06: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     stage05::terminal::install_panic_hook("stage06");
     stage03::control::exit_code("stage06", run(&args))
 }

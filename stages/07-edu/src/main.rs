@@ -6,6 +6,7 @@ use stage04::legacy;
 use stage04::machine::{BootArgs, Machine};
 use stage05::console;
 use stage06::disks::{self, DiskArgs};
+use stage07::demo::{self, Demo};
 use stage07::platform;
 use std::error::Error;
 use std::process::ExitCode;
@@ -14,6 +15,9 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
+    /// Run a demonstration without a guest instead (pci: BAR sizing and the edu card).
+    #[arg(long, value_enum)]
+    demo: Option<Demo>,
     #[command(flatten)]
     disks: DiskArgs,
     #[command(flatten)]
@@ -22,6 +26,15 @@ struct Args {
 
 fn main() -> ExitCode {
     let args: Args = stage01::parse_args();
+    if let Some(which) = args.demo {
+        return match demo::run(which) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("stage07: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     stage05::terminal::install_panic_hook("stage07");
     stage03::control::exit_code("stage07", run(&args))
 }

@@ -15,6 +15,7 @@
 //!   hook behind the statistics;
 //! - [`sandbox`] confines each VMM thread to the system calls it needs (seccomp), the other
 //!   thing worth knowing about a running VMM from the host.
+//! - [`demo`] runs the page walk and the exit recorder without Linux (`stage08 --demo`).
 //!
 //! # Resources
 //! - QEMU's monitor: <https://www.qemu.org/docs/master/system/monitor.html>.
@@ -23,6 +24,7 @@
 #![deny(missing_docs)]
 
 pub mod boot_timer;
+pub mod demo;
 pub mod host;
 pub mod inspector;
 pub mod monitor;

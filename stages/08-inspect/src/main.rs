@@ -8,6 +8,7 @@ use stage04::machine::{BootArgs, Machine};
 use stage05::console;
 use stage06::disks::{self, DiskArgs};
 use stage07::platform;
+use stage08::demo::{self, Demo};
 use stage08::inspector::{InspectArgs, Inspector};
 use stage08::sandbox::{Sandbox, SandboxArgs};
 use std::error::Error;
@@ -17,6 +18,9 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
+    /// Run a demonstration without Linux instead (paging: page walks; exits: exit recording).
+    #[arg(long, value_enum)]
+    demo: Option<Demo>,
     #[command(flatten)]
     inspect: InspectArgs,
     #[command(flatten)]
@@ -29,6 +33,15 @@ struct Args {
 
 fn main() -> ExitCode {
     let args: Args = stage01::parse_args();
+    if let Some(which) = args.demo {
+        return match demo::run(which) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("stage08: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     stage05::terminal::install_panic_hook("stage08");
     stage03::control::exit_code("stage08", run(&args))
 }

@@ -1,0 +1,31 @@
+// mutant: In loopback mode still sends THR bytes out on the line instead of to the UART's own receiver.
+    /// Sends a byte from THR: out on the line, or in loopback mode straight into our own receiver.
+    fn transmit(&mut self, byte: u8) {
+        if let Err(e) = self.out.write_all(&[byte]).and_then(|()| self.out.flush()) {
+            // A console that cannot write must not stop the guest.
+            self.events.error(SerialError::Output(e));
+        }
+    }
+
+    /// The modem inputs (CTS, DSR, RI, DCD) as MSR bits 4–7. In loopback they are wired to the modem
+    /// control outputs: DTR drives DSR, RTS drives CTS, OUT 1 drives RI and OUT 2 drives DCD.
+    /// Otherwise they come from the virtual peer, which never changes them.
+    fn modem_inputs(&self) -> u8 {
+        if !self.is_in_loop_mode() {
+            return DEFAULT_MODEM_STATUS;
+        }
+        let mut inputs = 0;
+        if self.modem_control & MCR_DTR_BIT != 0 {
+            inputs |= MSR_DSR_BIT;
+        }
+        if self.modem_control & MCR_RTS_BIT != 0 {
+            inputs |= MSR_CTS_BIT;
+        }
+        if self.modem_control & MCR_OUT1_BIT != 0 {
+            inputs |= MSR_RI_BIT;
+        }
+        if self.modem_control & MCR_OUT2_BIT != 0 {
+            inputs |= MSR_DCD_BIT;
+        }
+        inputs
+    }
