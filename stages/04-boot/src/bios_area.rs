@@ -116,13 +116,31 @@ impl Drop for BiosArea {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::LEGACY_WINDOW_START;
-    use crate::layout::MAIN_RAM_START;
+    use crate::e820::e820_entries;
+    use stage02::layout::ram_regions;
+    use stage02::memory::{GuestAddress, GuestMemory};
+    use stage02::vm::Vm;
 
     #[test]
-    fn the_area_is_the_top_128_kib_of_the_legacy_window() {
-        assert_eq!((BIOS_AREA_START, BIOS_AREA_SIZE), (0xe_0000, 0x2_0000));
-        assert_eq!(BIOS_AREA_START + BIOS_AREA_SIZE, MAIN_RAM_START, "it ends where main RAM starts");
-        assert!(BIOS_AREA_START > LEGACY_WINDOW_START, "the demo device and VGA window stay MMIO");
+    fn the_area_is_neither_guest_ram_nor_in_the_e820_map() {
+        let end = BIOS_AREA_START + BIOS_AREA_SIZE;
+        for mem in [2 << 20, 256 << 20, 5 << 30] {
+            let memory = GuestMemory::new(&ram_regions(mem)).unwrap();
+            assert!(!memory.contains_range(GuestAddress(BIOS_AREA_START), 1), "{mem:#x}");
+            assert!(!memory.contains_range(GuestAddress(end - 1), 1), "{mem:#x}");
+            for (start, size, kind) in e820_entries(&memory) {
+                assert!(start + size <= BIOS_AREA_START || start >= end, "{mem:#x}: {start:#x}+{size:#x} type {kind}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_area_takes_the_slot_after_guest_ram_read_only() {
+        let vm = Vm::new(256 << 20).expect("this test needs /dev/kvm");
+        let slot = vm.memory.regions().len() as u32;
+        let area = BiosArea::register(&vm.kvm, &vm.fd, slot).unwrap().expect("x86 KVM has KVM_CAP_READONLY_MEM");
+        assert_eq!(area.slot(), 2, "slots 0 and 1 are the 256 MiB guest's RAM");
+        // SAFETY: reading the first byte of a live read-only mapping of zeros.
+        assert_eq!(unsafe { *(area.host_address() as *const u8) }, 0);
     }
 }
