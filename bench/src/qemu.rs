@@ -10,7 +10,7 @@
 //! - QEMU's direct Linux boot: <https://www.qemu.org/docs/master/system/linuxboot.html>.
 
 use crate::report::BootRun;
-use crate::smaps;
+use crate::smaps::{self, GuestRam};
 use crate::vmm::{self, Launch, VmmError};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,9 +22,10 @@ pub const QEMU: &str = "qemu-system-x86_64";
 pub const INSTALL_HINT: &str = "apt-get install qemu-system-x86";
 /// The guest's RAM, as minivirt's default `--mem`.
 pub const GUEST_RAM: u64 = 256 << 20;
-/// The kernel options minivirt's VMM adds itself (stage 4's base line) that QEMU needs too;
+/// The kernel options minivirt's VMM adds itself (stage 4's `BASE_CMDLINE` and
+/// `FAST_BOOT_CMDLINE`) that QEMU needs too, so that both kernels do the same work;
 /// `panic=-1` makes a guest panic end the run instead of hanging.
-pub const BASE_CMDLINE: &str = "console=ttyS0 reboot=k nokaslr io_delay=none panic=-1";
+pub const BASE_CMDLINE: &str = "console=ttyS0 reboot=k nokaslr io_delay=none rodata=off retain_initrd panic=-1";
 /// How long the KVM probe may take to reach the marker (TCG takes 2–3 s here).
 pub const KVM_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -133,18 +134,10 @@ impl QemuBoot {
             timeout: self.timeout,
             stop_when_ready: false,
         };
-        let outcome = vmm::run(&launch, |pid| smaps::read(pid, GUEST_RAM))?;
+        let guest = GuestRam::OneMapping { size: GUEST_RAM };
+        let outcome = vmm::run(&launch, |pid| smaps::read(pid, guest))?;
         let mut run = outcome.boot_run();
-        match outcome.at_ready {
-            Some(Ok(Some(memory))) => {
-                run.overhead_bytes = Some(memory.overhead());
-                run.overhead_source =
-                    Some("QEMU's /proc/PID/smaps at the marker: Rss minus the guest RAM mapping's Rss".into());
-            }
-            Some(Ok(None)) => run.overhead_source = Some("no guest-RAM-sized mapping in QEMU's smaps".into()),
-            Some(Err(e)) => run.overhead_source = Some(format!("QEMU's smaps unreadable: {e}")),
-            None => {}
-        }
+        smaps::record(&mut run, outcome.at_ready, "QEMU", guest);
         Ok(run)
     }
 }
@@ -175,7 +168,7 @@ mod tests {
         assert_eq!(
             args,
             "-nographic -serial stdio -monitor none -no-reboot -m 256M -accel tcg -kernel out/bzImage -initrd out/initramfs.cpio \
-             -append console=ttyS0 reboot=k nokaslr io_delay=none panic=-1 minivirt_run=\"true\""
+             -append console=ttyS0 reboot=k nokaslr io_delay=none rodata=off retain_initrd panic=-1 minivirt_run=\"true\""
         );
     }
 }

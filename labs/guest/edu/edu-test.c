@@ -19,7 +19,7 @@
  *   0x40/0x44 CRC-32 count/result (minivirt extra)  0x60 raise  0x64 ack
  *   0x80 DMA source  0x88 DMA destination  0x90 DMA count  0x98 DMA command
  *
- * Must run as root (sysfs writes, PFNs in pagemap). Built with gcc -static by build.sh.
+ * Must run as root (sysfs writes, PFNs in pagemap). Built with musl-gcc -static by build.sh.
  */
 #define _GNU_SOURCE
 #include <dirent.h>

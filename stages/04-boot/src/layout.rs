@@ -19,6 +19,12 @@ pub const KERNEL_START: u64 = MAIN_RAM_START;
 pub const EBDA_START: u64 = 0x9fc00;
 /// The MP table's floating pointer, then its configuration table.
 pub const MPTABLE_START: u64 = EBDA_START;
+/// The BIOS area, the top 128 KiB of the legacy window below 1 MiB: read-only memory, as a
+/// PC's BIOS ROM, so that Linux's scans of it for firmware tables do not exit
+/// ([`crate::bios_area`]).
+pub const BIOS_AREA_START: u64 = 0xe_0000;
+/// Its size: up to [`MAIN_RAM_START`].
+pub const BIOS_AREA_SIZE: u64 = MAIN_RAM_START - BIOS_AREA_START;
 /// The IO-APIC's MMIO registers (Linux `IO_APIC_DEFAULT_PHYS_BASE`), emulated inside KVM.
 pub const IOAPIC_START: u64 = 0xfec0_0000;
 /// Every local APIC's MMIO registers (Linux `APIC_DEFAULT_PHYS_BASE`), emulated inside KVM.

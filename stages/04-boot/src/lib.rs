@@ -5,6 +5,7 @@
 //! - [`loader`] puts a bzImage or an ELF vmlinux, and the initrd, in guest memory;
 //! - [`bootparams`] is the zero page, [`e820`] the memory map in it, [`cmdline`] the command line;
 //! - [`mptable`] tells the kernel about CPUs and interrupt routing (there is no ACPI);
+//! - [`bios_area`] puts read-only memory where a PC has its BIOS, which Linux scans at boot;
 //! - [`devices`] are the legacy devices Linux expects, [`irq`] how they interrupt, [`legacy`]
 //!   where they sit;
 //! - [`boot`] holds the steps that put the machine together, [`machine`] the recipe the stage
@@ -12,6 +13,7 @@
 //! - [`syscall_fixup`] is the host workaround only Linux needs.
 #![deny(missing_docs)]
 
+pub mod bios_area;
 pub mod boot;
 pub mod bootparams;
 pub mod cmdline;

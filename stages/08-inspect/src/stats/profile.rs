@@ -61,7 +61,7 @@ impl Profile {
         let mut lines: HashMap<String, u64> = HashMap::new();
         for (&rip, &count) in &samples.kernel {
             let name = match symbols {
-                Some(symbols) => symbols.lookup(rip).map_or(UNKNOWN_LINE.to_string(), |l| l.symbol.name.clone()),
+                Some(symbols) => symbols.lookup(rip).map_or(UNKNOWN_LINE.to_string(), |l| l.symbol.name.to_string()),
                 None => format!("{rip:#x}"),
             };
             *lines.entry(name).or_default() += count;

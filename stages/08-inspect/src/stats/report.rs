@@ -290,7 +290,7 @@ fn hot_spots(
     for (&rip, stats) in rips {
         let name = match symbols {
             _ if rip < KERNEL_HALF_START => USER_MODE_LINE.to_string(),
-            Some((table, _)) => table.lookup(rip).map_or(UNKNOWN_LINE.to_string(), |l| l.symbol.name.clone()),
+            Some((table, _)) => table.lookup(rip).map_or(UNKNOWN_LINE.to_string(), |l| l.symbol.name.to_string()),
             None => format!("{rip:#x}"),
         };
         functions.entry(name).or_default().merge(stats);
