@@ -340,7 +340,7 @@ mod tests {
     fn the_table_escapes_pipes_and_names_survivors() {
         let mutant = parse_mutant(Path::new("grade/mutants/stage1-x/m.rs"), "// mutant: a | b\n").unwrap();
         let runs = [MutantRun { mutant: mutant.clone(), verdict: Verdict::Survived, seconds: 1.5 }];
-        let table = markdown_table(&[mutant.clone()], Some(&runs));
+        let table = markdown_table(std::slice::from_ref(&mutant), Some(&runs));
         assert!(table.ends_with("| stage1-x | m | a \\| b | SURVIVED | 1.5 |\n"), "{table}");
         assert_eq!(markdown_table(&[mutant], None).lines().last(), Some("| stage1-x | m | a \\| b |"));
     }
