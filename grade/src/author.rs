@@ -2,13 +2,17 @@
 //!
 //! 1. every stage that has exercises has a checkpoint file, and gets full marks on the full tree;
 //! 2. the handout with every exercise stubbed builds (`cargo build --workspace --all-targets`);
-//! 3. for each exercise, a handout with only that exercise stubbed loses points in its stage.
+//! 3. for each exercise, a handout with only that exercise stubbed loses points in its stage;
+//! 4. for each mutant of those exercises (`grade/mutants/`, see [`crate::mutants`]), the tree
+//!    with that mutant in place of the solution loses points in its stage.
 //!
-//! Step 3 writes every handout into one directory, touching only the files that change, and
-//! builds it with one target directory, so each exercise rebuilds one stage crate; it builds
-//! only the affected stage's binary and stops that stage's checkpoints at the first lost point.
+//! Steps 3 and 4 write every tree into one directory, touching only the files that change, and
+//! build it with one target directory, so each exercise or mutant rebuilds one stage crate; they
+//! build only the affected stage's binary and stop that stage's checkpoints at the first lost
+//! point.
 
 use crate::grading::{self, GradeOptions, StageStatus, Status};
+use crate::mutants::{self, MutantError, MutantWork, Verdict};
 use crate::regions::Region;
 use crate::tree;
 use std::fmt::Write as _;
@@ -30,6 +34,8 @@ pub struct AuthorOptions {
     pub exercises: Vec<String>,
     /// Skip step 1's grading of the full tree (`cargo test` already runs those checkpoints).
     pub skip_full_tree: bool,
+    /// Skip step 4, the mutants.
+    pub skip_mutants: bool,
 }
 
 /// The outcome: a line per step and exercise, and the problems found.
@@ -42,11 +48,16 @@ pub struct AuthorReport {
 }
 
 /// Runs the author check.
-pub fn author_check(options: &AuthorOptions) -> Result<AuthorReport, tree::TreeError> {
+///
+/// # Errors
+/// When the tree's regions, its mutant files or the work directory cannot be read or written.
+pub fn author_check(options: &AuthorOptions) -> Result<AuthorReport, MutantError> {
     let start = Instant::now();
     let mut report = AuthorReport::default();
     let all = tree::exercises(&options.repo)?;
     let selected: Vec<Region> = tree::select(&all, &options.stages, &options.exercises)?.into_iter().cloned().collect();
+    // Read first: a malformed mutant file is an error before anything is built.
+    let all_mutants = if options.skip_mutants { Vec::new() } else { mutants::load_mutants(&options.repo, &all)? };
     let mut stages: Vec<u32> = selected.iter().map(|r| r.stage).collect();
     stages.dedup();
     let checkpoints_dir = options.repo.join("tests/checkpoints");
@@ -172,6 +183,36 @@ pub fn author_check(options: &AuthorOptions) -> Result<AuthorReport, tree::TreeE
             );
             say(&mut report, line);
         }
+    }
+
+    // 4. Each mutant: its stage loses points.
+    let work = MutantWork { repo: options.repo.clone(), work_dir: options.work_dir.clone() };
+    let mut mutant_count = 0;
+    for region in selected.iter().filter(|r| gradable.contains(&r.stage)) {
+        for mutant in all_mutants.iter().filter(|m| m.exercise == region.name) {
+            mutant_count += 1;
+            let run = mutants::run_mutant(&work, mutant, region.stage)?;
+            let which = format!("mutant {}/{} (\"{}\")", mutant.exercise, mutant.name, mutant.description);
+            match &run.verdict {
+                Verdict::Caught(check) => {
+                    let line = format!("{which}: caught by '{check}' ({:.0} s)", run.seconds);
+                    say(&mut report, line);
+                }
+                Verdict::Survived => report.problems.push(format!(
+                    "{which} SURVIVES: stage {} gets full marks with it ({}); add a check that catches it",
+                    region.stage,
+                    mutant.path.display()
+                )),
+                Verdict::BuildFailed(log) => report.problems.push(format!(
+                    "{which}: stage {} does not build with it (a mutant must compile):\n{log}",
+                    region.stage
+                )),
+                Verdict::NotRun(why) => report.problems.push(format!("{which}: not run: {why}")),
+            }
+        }
+    }
+    if !options.skip_mutants {
+        say(&mut report, format!("{mutant_count} mutants run"));
     }
     let line = format!(
         "{} exercises, {} problems, {:.0} s in all",

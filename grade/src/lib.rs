@@ -5,7 +5,8 @@
 //! - [`regions`]: the solution regions (`// lab:begin solution NAME` … `// lab:end`) and their
 //!   stubs, from the `source-markers` crate that `qa` finds its excerpts with; [`tree`] writes a
 //!   handout with the chosen regions stubbed.
-//! - [`author`]: checks that every exercise's stub fails its stage's checkpoints.
+//! - [`author`]: checks that every exercise's stub fails its stage's checkpoints, and that
+//!   that every mutant (a plausible wrong answer, [`mutants`]) loses points too.
 //! - [`stage_diff`]: what each stage adds over the previous one, and its copy in the stage
 //!   READMEs.
 //! - For the platforms instructors use: [`gradescope`] (`results.json`) and [`autograder`] (a
@@ -23,6 +24,7 @@ pub mod classroom;
 pub mod gradescope;
 pub mod grading;
 pub mod junit;
+pub mod mutants;
 pub mod report;
 pub mod stage_diff;
 pub mod submission;

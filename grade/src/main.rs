@@ -7,7 +7,7 @@ use grade::author::{author_check, AuthorOptions};
 use grade::autograder::{write_autograder, AutograderOptions};
 use grade::batch::{run_batch, BatchOptions};
 use grade::grading::{checkpoint_stages, default_target_dir, grade, not_graded, GradeOptions, Report};
-use grade::{classroom, gradescope, junit, report, stage_diff, submission, tree};
+use grade::{classroom, gradescope, junit, mutants, report, stage_diff, submission, tree};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -33,8 +33,12 @@ enum Cmd {
     Handout(HandoutArgs),
     /// List the exercises (solution regions).
     Exercises(RepoArg),
-    /// Check that the all-stubbed handout builds and that each exercise's stub fails its stage.
+    /// Check that the all-stubbed handout builds and that each exercise's stub, and each of
+    /// its mutants, fails its stage.
     AuthorCheck(AuthorArgs),
+    /// Run each mutant (a plausible wrong answer, grade/mutants/) and print a Markdown table of
+    /// the check that caught it; exit 1 if any survives.
+    Mutants(MutantsArgs),
     /// Print what a stage adds over the previous one (files, lib.rs items, main.rs diff), or
     /// check or rewrite the copy of it in each stage's README.md.
     Diff(DiffArgs),
@@ -165,6 +169,28 @@ struct AuthorArgs {
     /// Do not grade the full tree first (when `cargo test` has just run its checkpoints).
     #[arg(long)]
     skip_full_tree: bool,
+    /// Do not run the mutants (step 4).
+    #[arg(long)]
+    no_mutants: bool,
+}
+
+#[derive(Args)]
+struct MutantsArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    /// Only the mutants of this stage's exercises (repeatable).
+    #[arg(long = "stage", value_name = "N")]
+    stages: Vec<u32>,
+    /// Only the mutants of this exercise (repeatable).
+    #[arg(long = "exercise", value_name = "NAME")]
+    exercises: Vec<String>,
+    /// List the mutants without running them.
+    #[arg(long)]
+    list: bool,
+    /// Where to write and build the trees (default: TARGET/author-check, shared with
+    /// author-check so that neither rebuilds what the other has built).
+    #[arg(long, value_name = "DIR")]
+    work_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -195,6 +221,7 @@ fn main() -> ExitCode {
         Some(Cmd::Handout(args)) => handout(args),
         Some(Cmd::Exercises(args)) => exercises(args),
         Some(Cmd::AuthorCheck(args)) => author(args),
+        Some(Cmd::Mutants(args)) => run_mutants(args),
         Some(Cmd::Diff(args)) => diff(args),
         Some(Cmd::Autograder(args)) => autograder(args),
         Some(Cmd::Batch(args)) => batch(args),
@@ -406,6 +433,7 @@ fn author(args: AuthorArgs) -> Result<ExitCode, String> {
         stages: args.stages,
         exercises: args.exercises,
         skip_full_tree: args.skip_full_tree,
+        skip_mutants: args.no_mutants,
     };
     let report = author_check(&options).map_err(|e| e.to_string())?;
     if report.problems.is_empty() {
@@ -417,6 +445,40 @@ fn author(args: AuthorArgs) -> Result<ExitCode, String> {
         println!("- {problem}");
     }
     Ok(ExitCode::FAILURE)
+}
+
+fn run_mutants(args: MutantsArgs) -> Result<ExitCode, String> {
+    let repo = repo_of(&args.repo);
+    let all = tree::exercises(&repo).map_err(|e| e.to_string())?;
+    let selected = tree::select(&all, &args.stages, &args.exercises).map_err(|e| e.to_string())?;
+    let chosen: Vec<mutants::Mutant> = mutants::load_mutants(&repo, &all)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|m| selected.iter().any(|r| r.name == m.exercise))
+        .collect();
+    if args.list {
+        print!("{}", mutants::markdown_table(&chosen, None));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let work = mutants::MutantWork {
+        work_dir: args.work_dir.unwrap_or_else(|| default_target_dir(&repo).join("author-check")),
+        repo,
+    };
+    let mut runs = Vec::new();
+    for mutant in &chosen {
+        let stage = selected.iter().find(|r| r.name == mutant.exercise).map_or(0, |r| r.stage);
+        eprintln!("grade: mutant {}/{} (stage {stage})", mutant.exercise, mutant.name);
+        let run = mutants::run_mutant(&work, mutant, stage).map_err(|e| e.to_string())?;
+        if let mutants::Verdict::BuildFailed(log) = &run.verdict {
+            eprintln!("grade: {}: does not build:\n{log}", mutant.path.display());
+        }
+        eprintln!("grade:   {} ({:.0} s)", run.verdict.cell(), run.seconds);
+        runs.push(run);
+    }
+    print!("{}", mutants::markdown_table(&chosen, Some(&runs)));
+    let caught = runs.iter().filter(|r| matches!(r.verdict, mutants::Verdict::Caught(_))).count();
+    println!("\n{caught} of {} mutants caught", runs.len());
+    Ok(if caught == runs.len() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn diff(args: DiffArgs) -> Result<ExitCode, String> {

@@ -148,6 +148,17 @@ pub struct HandoutSummary {
 /// content is already right are not touched, so writing handouts again and again into one
 /// directory rebuilds only what changed.
 pub fn write_handout(repo: &Path, out: &Path, stub: &[String]) -> Result<HandoutSummary, TreeError> {
+    write_handout_with(repo, out, stub, &BTreeMap::new())
+}
+
+/// [`write_handout`], except that each file named in `replace` (a path relative to the tree)
+/// gets the text given there instead: a mutant in place of a solution (see [`crate::mutants`]).
+pub fn write_handout_with(
+    repo: &Path,
+    out: &Path,
+    stub: &[String],
+    replace: &BTreeMap<PathBuf, String>,
+) -> Result<HandoutSummary, TreeError> {
     let repo_abs = repo.canonicalize().map_err(io_error(repo))?;
     std::fs::create_dir_all(out).map_err(io_error(out))?;
     if out.canonicalize().map_err(io_error(out))? == repo_abs {
@@ -172,7 +183,9 @@ pub fn write_handout(repo: &Path, out: &Path, stub: &[String]) -> Result<Handout
     for file in &files {
         let in_file: Vec<Region> = all.iter().filter(|r| &r.file == file).cloned().collect();
         let source = repo.join(file);
-        let contents = if in_file.iter().any(|r| stub.contains(&r.name)) {
+        let contents = if let Some(text) = replace.get(file) {
+            text.clone().into_bytes()
+        } else if in_file.iter().any(|r| stub.contains(&r.name)) {
             let text = &sources[file];
             regions::stub_file(text, &in_file, &|r| stub.contains(&r.name))?.into_bytes()
         } else {

@@ -4,7 +4,7 @@ use clap::Parser;
 use kvm_ioctls::VcpuFd;
 use stage02::devices::{console::PortConsole, demo};
 use stage02::exit::{handle_exit, ExitOutcome};
-use stage02::memory::GuestAddress;
+use stage02::memory::{GuestAddress, GuestMemory};
 use stage02::vm::Vm;
 use stage02::{cli, layout};
 use std::error::Error;
@@ -18,6 +18,10 @@ struct Args {
     /// Guest RAM size (K, M or G suffix); above 3G the rest is mapped above 4 GiB.
     #[arg(long, default_value = "256M", value_parser = cli::parse_mem_size)]
     mem: u64,
+    /// Print how GPA→HVA translation answers for ranges at the ends of each region, then exit
+    /// (no VM is created).
+    #[arg(long)]
+    show_translations: bool,
 }
 
 /// Where the real-mode guest code is loaded.
@@ -53,7 +57,8 @@ fn guest_code() -> Vec<u8> {
 fn main() -> ExitCode {
     stage01::default_sigpipe();
     let args: Args = stage01::parse_args();
-    match run(args.mem) {
+    let result = if args.show_translations { show_translations(args.mem) } else { run(args.mem) };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("stage02: {message}");
@@ -88,6 +93,37 @@ fn run(mem: u64) -> Result<(), Box<dyn Error>> {
         let value: u16 = vm.memory.read_obj(GuestAddress(addr))?;
         let slot = vm.memory.regions().iter().position(|r| r.start().0 <= addr && addr < r.end().0);
         println!("host reads {value:#06x} at GPA {addr:#x} (slot {})", slot.unwrap_or(usize::MAX));
+    }
+    Ok(())
+}
+
+/// For each region: its first byte, the last four bytes, four bytes running one byte past its
+/// end, the first byte after it, and a range from its last byte into the next region. Each is
+/// translated GPA→HVA and shown as the slot and offset the host address falls in, or refused.
+fn show_translations(mem: u64) -> Result<(), Box<dyn Error>> {
+    let memory = GuestMemory::new(&layout::ram_regions(mem))?;
+    let regions = memory.regions();
+    for (slot, region) in regions.iter().enumerate() {
+        let (start, end) = (region.start().0, region.end().0);
+        let mut ranges = vec![(start, 1), (end - 4, 4), (end - 3, 4), (end, 1)];
+        if let Some(next) = regions.get(slot + 1) {
+            ranges.push((end - 1, next.start().0 - end + 2));
+        }
+        for (addr, len) in ranges {
+            let answer = match memory.translate(GuestAddress(addr), len as usize) {
+                Ok(host) => {
+                    let host = host as u64;
+                    let slot =
+                        regions.iter().position(|r| (r.host_address()..r.host_address() + r.size()).contains(&host));
+                    match slot {
+                        Some(i) => format!("slot {i} + {:#x}", host - regions[i].host_address()),
+                        None => format!("HVA {host:#x}, outside every region"),
+                    }
+                }
+                Err(_) => "refused".to_string(),
+            };
+            println!("translate [{addr:#x}, +{len:#x}) -> {answer}");
+        }
     }
     Ok(())
 }

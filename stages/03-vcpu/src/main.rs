@@ -23,6 +23,10 @@ struct Args {
     smp: u8,
     #[command(flatten)]
     machine: MachineArgs,
+    /// Set up the vCPUs, print vCPU 0's long-mode registers and page-table translations as KVM
+    /// holds them, and exit without running the guest.
+    #[arg(long)]
+    show_long_mode: bool,
 }
 
 fn main() -> ExitCode {
@@ -62,6 +66,11 @@ fn run(args: &Args) -> Result<StopReason, Box<dyn Error>> {
         vcpu.configure_long_mode(&vm.memory, demo::entry_point(id))?;
         demo::use_demo_idt(&vcpu.fd).map_err(|e| format!("KVM_SET_SREGS failed: {e}"))?;
         vcpus.push(vcpu);
+    }
+    if args.show_long_mode {
+        // A dry run: what vCPU 0 would start with.
+        print!("vCPU 0:\n{}", stage03::regs::describe_long_mode(&vcpus[0].fd, &vm.memory)?);
+        return Ok(StopReason::Halted);
     }
     // Run.
     let threads = vcpus.into_iter().map(|vcpu| vcpu.start(context.clone())).collect::<Result<Vec<_>, _>>()?;

@@ -108,6 +108,45 @@ pub fn configure_long_mode(vcpu: &VcpuFd, mem: &GuestMemory, entry: EntryPoint) 
 }
 // qa:end stage3-configure-long-mode
 
+/// Addresses the `--show-long-mode` dry run translates through the vCPU's page tables: each end
+/// of each GiB of the identity map, and the first byte above it.
+pub const PAGING_PROBES: [u64; 10] =
+    [0, 0x1f_ffff, 0x20_0000, 0x3fff_ffff, 0x4000_0000, 0x8000_0000, 0xbfff_ffff, 0xc000_0000, 0xffff_ffff, 1 << 32];
+
+/// What a vCPU will start with, read back from KVM (KVM_GET_SREGS), one field a line: GDTR,
+/// the segments, the control registers' long-mode bits, EFER, and where its page tables send
+/// [`PAGING_PROBES`]. For checking the setup against the SDM and the boot protocol without
+/// running the guest.
+pub fn describe_long_mode(vcpu: &VcpuFd, mem: &GuestMemory) -> Result<String, RegsError> {
+    let sregs = vcpu.get_sregs().map_err(|e| RegsError::Kvm("KVM_GET_SREGS", e))?;
+    let bit = |value: u64, mask: u64| u8::from(value & mask != 0);
+    let mut out = format!("  gdtr  base {:#x} limit {:#x}\n", sregs.gdt.base, sregs.gdt.limit);
+    for (name, s) in
+        [("cs", sregs.cs), ("ds", sregs.ds), ("es", sregs.es), ("fs", sregs.fs), ("gs", sregs.gs), ("ss", sregs.ss)]
+    {
+        out += &format!(
+            "  {name}    selector {:#x} type {:#x} present={} dpl={} l={} db={}\n",
+            s.selector, s.type_, s.present, s.dpl, s.l, s.db
+        );
+    }
+    let cr0 = sregs.cr0;
+    out += &format!(
+        "  cr0   PE={} MP={} ET={} NE={} PG={}\n",
+        bit(cr0, CR0_PE),
+        bit(cr0, CR0_MP),
+        bit(cr0, CR0_ET),
+        bit(cr0, CR0_NE),
+        bit(cr0, CR0_PG)
+    );
+    out += &format!("  cr3   {:#x}\n  cr4   PAE={}\n", sregs.cr3, bit(sregs.cr4, CR4_PAE));
+    out += &format!("  efer  LME={} LMA={}\n", bit(sregs.efer, EFER_LME), bit(sregs.efer, EFER_LMA));
+    for gva in PAGING_PROBES {
+        let gpa = crate::paging::translate_gva(mem, sregs.cr3, gva);
+        out += &format!("  gva {gva:#x} -> {}\n", gpa.map_or("not mapped".to_string(), |gpa| format!("gpa {gpa:#x}")));
+    }
+    Ok(out)
+}
+
 /// The x87 and SSE control words as `FNINIT` and a reset leave MXCSR: FCW 0x37f (all exceptions
 /// masked, 64-bit precision) and MXCSR 0x1f80 (SDM Vol. 1, 8.1.5 and 10.2.3), what Linux expects.
 pub fn configure_fpu(vcpu: &VcpuFd) -> Result<(), RegsError> {

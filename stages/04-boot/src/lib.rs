@@ -9,7 +9,7 @@
 //! - [`devices`] are the legacy devices Linux expects, [`irq`] how they interrupt, [`legacy`]
 //!   where they sit;
 //! - [`boot`] holds the steps that put the machine together, [`machine`] the recipe the stage
-//!   binaries follow;
+//!   binaries follow, [`dry_run`] what they wrote, printed without booting;
 //! - [`syscall_fixup`] is the host workaround only Linux needs.
 #![deny(missing_docs)]
 
@@ -18,6 +18,7 @@ pub mod boot;
 pub mod bootparams;
 pub mod cmdline;
 pub mod devices;
+pub mod dry_run;
 pub mod e820;
 pub mod guest;
 pub mod irq;

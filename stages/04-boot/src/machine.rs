@@ -14,6 +14,7 @@
 use crate::bios_area::{BiosArea, BiosAreaError};
 use crate::boot::{self, BootError};
 use crate::cmdline::{BASE_CMDLINE, FAST_BOOT_CMDLINE};
+use crate::dry_run;
 use crate::guest;
 use crate::syscall_fixup::SyscallFixup;
 use stage02::vm::{Vm, VmError};
@@ -204,6 +205,25 @@ impl Machine {
         self.hooks.push(hook);
     }
 
+    /// Step 3: loads the kernel, initrd and the command line every device has contributed, and
+    /// writes the zero page; returns the kernel's entry point.
+    fn load(&self) -> Result<u64, MachineError> {
+        let mut cmdline: Vec<&str> = self.cmdline.iter().map(String::as_str).collect();
+        cmdline.push(&self.append); // last, so the user's options win
+        Ok(boot::load_guest(&self.vm.memory, &self.kernel, self.initrd.as_deref(), &cmdline, self.vcpu_count)?)
+    }
+
+    /// Step 3 alone, for `--show-boot-params`: loads the guest as [`Machine::boot`] would and
+    /// describes the zero page it wrote ([`dry_run::describe_boot_params`]). No vCPU is created.
+    ///
+    /// # Errors
+    /// When the kernel or initrd cannot be loaded.
+    pub fn show_boot_params(&self) -> Result<String, MachineError> {
+        let entry = self.load()?;
+        let params = dry_run::describe_boot_params(&self.vm.memory, self.initrd.as_deref());
+        Ok(format!("kernel entry point {entry:#x}\n{params}"))
+    }
+
     /// Steps 3 to 5: loads the kernel with the command line every device has contributed,
     /// creates the vCPUs, runs them until the VM stops, and prints the exit statistics (and a
     /// clean stop's reason) on stderr.
@@ -211,9 +231,7 @@ impl Machine {
     /// # Errors
     /// When the kernel or initrd cannot be loaded, or a vCPU cannot be created.
     pub fn boot(self) -> Result<StopReason, MachineError> {
-        let mut cmdline: Vec<&str> = self.cmdline.iter().map(String::as_str).collect();
-        cmdline.push(&self.append); // last, so the user's options win
-        let entry = boot::load_guest(&self.vm.memory, &self.kernel, self.initrd.as_deref(), &cmdline, self.vcpu_count)?;
+        let entry = self.load()?;
         let vcpus = boot::create_vcpus(&self.vm, self.vcpu_count, entry)?;
         let context = VcpuContext {
             memory: Arc::clone(&self.vm.memory),

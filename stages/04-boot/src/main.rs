@@ -13,6 +13,10 @@ use std::process::ExitCode;
 struct Args {
     #[command(flatten)]
     boot: BootArgs,
+    /// Load the kernel, write the zero page and E820 map, print their fields, and exit without
+    /// running the vCPUs.
+    #[arg(long)]
+    show_boot_params: bool,
 }
 
 fn main() -> ExitCode {
@@ -27,6 +31,11 @@ fn run(args: &Args) -> Result<StopReason, Box<dyn Error>> {
     // Devices: the PC's legacy stubs, and an output-only console on COM1.
     legacy::attach_legacy_devices(&machine)?;
     legacy::attach_console(&machine, std::io::stdout())?;
+    if args.show_boot_params {
+        // A dry run: the zero page as the kernel would find it.
+        print!("{}", machine.show_boot_params()?);
+        return Ok(StopReason::Halted);
+    }
     // Kernel, vCPUs, run.
     Ok(machine.boot()?)
 }
