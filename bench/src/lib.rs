@@ -34,7 +34,28 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
-/// Where `labs/guest/build.sh` puts the lab guest.
+/// The environment variable that names a ready lab guest folder (as for the stages and the
+/// checkpoints); empty counts as unset.
+pub const GUEST_DIR_VAR: &str = "MINIVIRT_GUEST_DIR";
+
+/// The lab guest: the folder [`GUEST_DIR_VAR`] names, else where `labs/guest/build.sh` puts it.
 pub fn guest_dir() -> PathBuf {
-    repo_root().join("labs/guest/out")
+    choose_guest_dir(std::env::var_os(GUEST_DIR_VAR))
+}
+
+/// [`guest_dir`] for a given value of [`GUEST_DIR_VAR`] (`None`: unset).
+fn choose_guest_dir(var: Option<std::ffi::OsString>) -> PathBuf {
+    var.filter(|v| !v.is_empty()).map_or_else(|| repo_root().join("labs/guest/out"), PathBuf::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guest_is_the_variables_folder_when_it_is_set() {
+        assert_eq!(choose_guest_dir(None), repo_root().join("labs/guest/out"));
+        assert_eq!(choose_guest_dir(Some("".into())), repo_root().join("labs/guest/out"));
+        assert_eq!(choose_guest_dir(Some("/srv/guest".into())), Path::new("/srv/guest"));
+    }
 }

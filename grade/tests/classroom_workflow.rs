@@ -140,3 +140,17 @@ fn the_handout_carries_the_workflow() {
         grade::tree::list_files(&repo).unwrap().iter().filter(|f| !f.starts_with(grade::tree::MUTANTS_DIR)).count();
     assert_eq!(summary.files, copied + 1, "every file but the mutants, and the workflow");
 }
+
+#[test]
+fn an_instructors_ready_guest_replaces_the_build() {
+    let workflow = workflow();
+    let job = workflow["jobs"].as_hash().unwrap().values().next().unwrap().clone();
+    // The harness and the stages read MINIVIRT_GUEST_DIR; unset (empty) means "build the guest".
+    assert_eq!(job["env"]["MINIVIRT_GUEST_DIR"].as_str(), Some("${{ vars.MINIVIRT_GUEST_DIR }}"));
+    let steps = steps(&workflow);
+    let cache = steps
+        .iter()
+        .find(|s| s["with"]["path"].as_str().is_some_and(|p| p.contains("~/.cache/minivirt/guest")))
+        .unwrap();
+    assert_eq!(cache["if"].as_str(), Some("${{ !vars.MINIVIRT_GUEST_DIR }}"), "no guest cache when one is given");
+}

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Build the minivirt lab guest: a minimal Linux 6.1 kernel (vmlinux + bzImage), a busybox
-# initramfs and an ext4 disk image, into labs/guest/out/. See README.md beside this file.
+# Build the minivirt lab guest: a minimal Linux kernel (vmlinux + bzImage; 6.1 by default), a
+# busybox initramfs and an ext4 disk image, into labs/guest/out/. See README.md beside this file.
 #
 #   labs/guest/build.sh           build what is missing or out of date (cached; safe to run
 #                                 many times and concurrently)
 #   labs/guest/build.sh --check   exit 0 if out/ is complete and up to date, 1 otherwise
+#   --out DIR                     build into (or check) DIR instead of labs/guest/out: a guest
+#                                 to hand out, found through MINIVIRT_GUEST_DIR=DIR
 #
 # Environment: MINIVIRT_CACHE (cache root, default ${XDG_CACHE_HOME:-~/.cache}/minivirt),
-#              MINIVIRT_JOBS (make -j, default nproc).
+#              MINIVIRT_JOBS (make -j, default nproc), MINIVIRT_KERNEL_SOURCE (the kernel
+#              source package's version: 6.1, 6.8, 6.12; default 6.1, or the only one installed).
 # The build_* functions run through ensure_cached ("$builder" ...), which shellcheck cannot follow.
 # shellcheck disable=SC2317
 set -euo pipefail
@@ -16,14 +19,15 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 OUT=$HERE/out
 CACHE=${MINIVIRT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/minivirt}/guest
 JOBS=${MINIVIRT_JOBS:-$(nproc)}
-LINUX_PKG=linux-source-6.1
-LINUX_TARBALL=/usr/src/linux-source-6.1.tar.xz
+# The kernel source when nothing else is asked for or installed (Debian 12's)
+DEFAULT_KERNEL_SOURCE=6.1
 DISK_SIZE_MIB=64
 DATA_BIN_SIZE=1048576
 # sha256 of the generated data.bin; guards the generator's determinism
 DATA_BIN_SHA256=4a772ad90ae18d1ca47a81aae00b65734bf72cb31955334608f7f46226a6c983
-PACKAGES=(linux-source-6.1 busybox-static build-essential libc6-dev flex bison bc libelf-dev
-          libssl-dev lz4 cpio e2fsprogs xz-utils gzip openssl perl util-linux coreutils musl-tools)
+# (the kernel source package, $LINUX_PKG, is chosen at run time: see kernel_source_package)
+PACKAGES=(busybox-static build-essential libc6-dev flex bison bc libelf-dev
+          libssl-dev lz4 cpio e2fsprogs xz-utils bzip2 gzip openssl perl util-linux coreutils musl-tools)
 ARTIFACTS=(vmlinux bzImage System.map kernel.config initramfs.cpio initramfs.cpio.gz
            disk.ext4 disk.sha256)
 
@@ -33,36 +37,106 @@ sha() { sha256sum | cut -d' ' -f1; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 rel() { local p=$1; case $p in "$PWD"/*) p=${p#"$PWD"/} ;; esac; printf '%s' "$p"; }
 
-usage() { sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 # ---------------------------------------------------------------------------------------
 # dependencies
-missing_packages() {
+# The kernel source: Debian ships linux-source-6.1 (12) and linux-source-6.12 (13, and 12's
+# security updates) as /usr/src/linux-source-X.Y.tar.xz; Ubuntu ships linux-source-6.8.0 (24.04)
+# as /usr/src/linux-source-6.8.0/linux-source-6.8.0.tar.bz2. Both unpack to one folder.
+installed_kernel_sources() { # the installed kernel source packages, named by their tarballs
+    local tarball name
+    for tarball in /usr/src/linux-source-*.tar.* /usr/src/linux-source-*/linux-source-*.tar.*; do
+        [ -f "$tarball" ] || continue
+        name=${tarball##*/}
+        printf '%s\n' "${name%%.tar.*}"
+    done | LC_ALL=C sort -u
+}
+
+apt_has() { apt-cache policy "$1" 2>/dev/null | grep -q '^ *Candidate: [^(]'; }
+
+# The kernel source package to build from: the version MINIVIRT_KERNEL_SOURCE names (Debian's
+# linux-source-X.Y, or Ubuntu's linux-source-X.Y.0), else $DEFAULT_KERNEL_SOURCE if installed,
+# else the only one installed, else $DEFAULT_KERNEL_SOURCE if apt has it, else the one the
+# distribution's `linux-source` package depends on. Prints nothing and fails if there is none.
+kernel_source_package() {
+    local want=${MINIVIRT_KERNEL_SOURCE:-} installed p
+    installed=$(installed_kernel_sources)
+    if [ -n "$want" ]; then
+        for p in "linux-source-$want" "linux-source-$want.0"; do
+            if grep -qxF "$p" <<<"$installed" || apt_has "$p"; then printf '%s' "$p"; return 0; fi
+        done
+        return 1
+    fi
+    p=linux-source-$DEFAULT_KERNEL_SOURCE
+    if grep -qxF "$p" <<<"$installed"; then printf '%s' "$p"; return 0; fi
+    if [ -n "$installed" ] && [ "$(wc -l <<<"$installed")" -eq 1 ]; then printf '%s' "$installed"; return 0; fi
+    if [ -n "$installed" ]; then return 1; fi
+    if apt_has "$p"; then printf '%s' "$p"; return 0; fi
+    p=$(apt-cache depends linux-source 2>/dev/null | sed -n 's/^ *Depends: \(linux-source-[0-9][0-9.]*\)$/\1/p' | head -n1)
+    [ -n "$p" ] && printf '%s' "$p"
+}
+
+no_kernel_source() { # why kernel_source_package found nothing
+    local installed
+    installed=$(installed_kernel_sources | paste -sd' ')
+    if [ -n "${MINIVIRT_KERNEL_SOURCE:-}" ]; then
+        die "MINIVIRT_KERNEL_SOURCE=$MINIVIRT_KERNEL_SOURCE: neither linux-source-$MINIVIRT_KERNEL_SOURCE nor linux-source-$MINIVIRT_KERNEL_SOURCE.0 is installed or known to apt (installed: ${installed:-none})"
+    elif [ -n "$installed" ]; then
+        die "several kernel sources are installed ($installed): choose one with MINIVIRT_KERNEL_SOURCE=X.Y"
+    else
+        die "no kernel source package: apt knows neither linux-source-$DEFAULT_KERNEL_SOURCE nor linux-source; set MINIVIRT_KERNEL_SOURCE=X.Y"
+    fi
+}
+
+kernel_tarball() { # PACKAGE: its tarball in /usr/src
+    local tarball
+    for tarball in "/usr/src/$1".tar.* "/usr/src/$1/$1".tar.*; do
+        if [ -f "$tarball" ]; then printf '%s' "$tarball"; return 0; fi
+    done
+    die "$1 is installed but has no /usr/src/$1.tar.* or /usr/src/$1/$1.tar.*"
+}
+
+missing_packages() { # PACKAGE...: those not installed
     local installed p
-    installed=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' "${PACKAGES[@]}" 2>/dev/null |
+    installed=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' "$@" 2>/dev/null |
         sed -n 's/^ii *//p' || true)
-    for p in "${PACKAGES[@]}"; do
+    for p in "$@"; do
         grep -qxF "$p" <<<"$installed" || printf '%s\n' "$p"
     done
 }
 
-ensure_packages() {
-    command -v dpkg-query >/dev/null || die "needs a Debian system (dpkg/apt) to install its build dependencies"
-    local missing
-    missing=$(missing_packages)
-    [ -z "$missing" ] && return 0
-    # shellcheck disable=SC2086
-    say "installing build dependencies:" $missing
+apt_install() { # PACKAGE...: apt-get update, then install them (through sudo unless root)
     local log
     log=$(mktemp "${TMPDIR:-/tmp}/minivirt-apt.XXXXXX")
-    # shellcheck disable=SC2086
     if ! { as_root env DEBIAN_FRONTEND=noninteractive apt-get update &&
-           as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing
+           { [ $# -eq 0 ] || as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"; }
          } >"$log" 2>&1; then
         tail -n 20 "$log" >&2
         die "installing packages failed (log: $log)"
     fi
     rm -f "$log"
+}
+
+# Sets LINUX_PKG and LINUX_TARBALL, and installs what is missing.
+ensure_packages() {
+    command -v dpkg-query >/dev/null || die "needs a Debian system (dpkg/apt) to install its build dependencies"
+    local missing
+    if ! LINUX_PKG=$(kernel_source_package); then
+        # apt's lists may be empty (a fresh container): update them and ask again
+        [ -n "$(installed_kernel_sources)" ] && [ -z "${MINIVIRT_KERNEL_SOURCE:-}" ] && no_kernel_source
+        say "looking for a kernel source package (apt-get update)..."
+        apt_install
+        LINUX_PKG=$(kernel_source_package) || no_kernel_source
+    fi
+    missing=$(missing_packages "${PACKAGES[@]}" "$LINUX_PKG")
+    if [ -n "$missing" ]; then
+        # shellcheck disable=SC2086
+        say "installing build dependencies:" $missing
+        # shellcheck disable=SC2086
+        apt_install $missing
+    fi
+    LINUX_TARBALL=$(kernel_tarball "$LINUX_PKG")
 }
 
 pkg_version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo missing; }
@@ -93,7 +167,7 @@ compute_keys() {
     E2FS_VERSION=$(pkg_version e2fsprogs)
     GCC_VERSION=$( (gcc -dumpfullversion 2>/dev/null || echo none) | head -n1)
     KERNEL_KEY=$( {
-        echo "linux=$LINUX_VERSION gcc=$GCC_VERSION"
+        echo "linux=$LINUX_PKG $LINUX_VERSION gcc=$GCC_VERSION"
         ld --version 2>/dev/null | head -n1 || true
         declare -f build_kernel
         grep -E '^(CONFIG_|# CONFIG_[A-Za-z0-9_]+ is not set$)' "$HERE/kernel.config"
@@ -117,7 +191,7 @@ compute_keys() {
 # ---------------------------------------------------------------------------------------
 # kernel: tinyconfig + kernel.config, built out of tree in the cache
 build_kernel() { # DEST
-    local dest=$1 src build log
+    local dest=$1 src build log top release series
     src=$CACHE/src/linux-$LINUX_VERSION
     build=$CACHE/build/linux-$LINUX_VERSION
     log=$CACHE/logs/kernel-${KERNEL_KEY:0:16}.log
@@ -127,7 +201,10 @@ build_kernel() { # DEST
         rm -rf "$src" "$src.tmp"
         mkdir -p "$src.tmp"
         tar -xf "$LINUX_TARBALL" -C "$src.tmp"
-        mv "$src.tmp/linux-source-6.1" "$src"
+        # one folder, named like the package (linux-source-6.1, linux-source-6.8.0)
+        top=$(find "$src.tmp" -mindepth 1 -maxdepth 1)
+        [ -d "$top" ] || die "$LINUX_TARBALL does not unpack to one folder"
+        mv "$top" "$src"
         rmdir "$src.tmp"
         touch "$src/.minivirt-extracted"
     fi
@@ -154,7 +231,14 @@ build_kernel() { # DEST
     cp "$build/arch/x86/boot/bzImage" "$dest/bzImage"
     cp "$build/.config" "$dest/kernel.config"
     cp "$build/usr/gen_init_cpio" "$dest/gen_init_cpio"
-    cat "$build/include/config/kernel.release" >"$dest/kernel.release"
+    release=$(cat "$build/include/config/kernel.release")
+    # the release the guest prints (uname -r) is the source's: 6.12.x from linux-source-6.12
+    series=$(cut -d. -f1,2 <<<"${LINUX_PKG#linux-source-}")
+    case $release in
+        "$series" | "$series".*) ;;
+        *) die "the kernel built from $LINUX_PKG calls itself $release" ;;
+    esac
+    printf '%s\n' "$release" >"$dest/kernel.release"
     cp "$log" "$dest/build.log"
     say "kernel $(cat "$dest/kernel.release") built in $((SECONDS - start)) s"
 }
@@ -330,6 +414,7 @@ write_guest_json() { # FILE
         printf '{\n'
         printf '  "schema": 1,\n'
         printf '  "kernel_release": "%s",\n' "$(json_escape "$KERNEL_RELEASE")"
+        printf '  "kernel_source": "%s",\n' "$(json_escape "$LINUX_PKG")"
         printf '  "keys": {"kernel": "%s", "initramfs": "%s", "disk": "%s"},\n' "$KERNEL_KEY" "$INITRAMFS_KEY" "$DISK_KEY"
         printf '  "versions": {"linux_source": "%s", "busybox_static": "%s", "e2fsprogs": "%s", "gcc": "%s"},\n' \
             "$(json_escape "$LINUX_VERSION")" "$(json_escape "$BUSYBOX_VERSION")" \
@@ -363,21 +448,25 @@ out_up_to_date() {
 # The whole script is parsed before main runs, so editing build.sh (or a git pull) while a
 # build runs or waits for the lock cannot break that build.
 main() {
-    local check=0 f
-    case ${1:-} in
-        "") ;;
-        --check) check=1 ;;
-        -h|--help) usage; exit 0 ;;
-        *) usage >&2; exit 2 ;;
-    esac
+    local check=0 f out_arg=""
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --check) check=1 ;;
+            --out) [ $# -ge 2 ] && [ -n "$2" ] || die "--out needs a folder"; OUT=$(realpath -m -- "$2"); out_arg=" --out $2"; shift ;;
+            -h|--help) usage; exit 0 ;;
+            *) usage >&2; exit 2 ;;
+        esac
+        shift
+    done
 
     if [ "$check" = 1 ]; then
-        if [ -n "$(missing_packages 2>/dev/null || echo x)" ]; then
+        if ! LINUX_PKG=$(kernel_source_package) ||
+           [ -n "$(missing_packages "${PACKAGES[@]}" "$LINUX_PKG" 2>/dev/null || echo x)" ]; then
             say "out of date: build dependencies are missing"; exit 1
         fi
         compute_keys
         if out_up_to_date; then say "up to date ($(rel "$OUT"))"; exit 0; fi
-        say "out of date ($(rel "$OUT")): run $(rel "$HERE")/build.sh"; exit 1
+        say "out of date ($(rel "$OUT")): run $(rel "$HERE")/build.sh$out_arg"; exit 1
     fi
 
     mkdir -p "$CACHE"
@@ -413,7 +502,7 @@ main() {
     for f in "${ARTIFACTS[@]}"; do mv -f "$OUT/$f.tmp" "$OUT/$f"; done
     write_guest_json "$OUT/guest.json.tmp"
     mv -f "$OUT/guest.json.tmp" "$OUT/guest.json"
-    say "done: $(rel "$OUT") (kernel $KERNEL_RELEASE)"
+    say "done: $(rel "$OUT") (kernel $KERNEL_RELEASE from $LINUX_PKG)"
 }
 
 main "$@"; exit

@@ -103,7 +103,8 @@ pub fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].iter().map(|l| format!("    | {l}\n")).collect()
 }
 
-/// Runs `checkpoint` with `binary`; `repo` replaces `{repo}` in the arguments.
+/// Runs `checkpoint` with `binary`; `repo` replaces `{repo}` in the arguments, and the lab
+/// guest's folder (`labs/guest/out` in `repo`, or `MINIVIRT_GUEST_DIR`) replaces `{guest}`.
 pub fn run_checkpoint(checkpoint: &Checkpoint, binary: &Path, repo: &Path) -> RunResult {
     if checkpoint.needs_kvm {
         crate::require_kvm();
@@ -117,7 +118,10 @@ pub fn run_checkpoint(checkpoint: &Checkpoint, binary: &Path, repo: &Path) -> Ru
         Ok(work) => work,
         Err(e) => return failed_setup(checkpoint, &format!("cannot create a scratch folder: {e}")),
     };
-    let expand = |text: &String| text.replace("{repo}", &repo.display().to_string()).replace("{work}", &work);
+    let guest = crate::guest::guest_dir(repo).display().to_string();
+    let expand = |text: &String| {
+        text.replace("{repo}", &repo.display().to_string()).replace("{work}", &work).replace("{guest}", &guest)
+    };
     for command in checkpoint.before.iter().map(expand) {
         let (ok, output) = host_command(&command);
         if !ok {

@@ -9,7 +9,7 @@
 //! exit_code = 0                       # optional; default 0
 //! needs_kvm = true                    # default true
 //! needs_guest = true                  # build labs/guest first; default false
-//! before = ["cp {repo}/labs/guest/out/disk.ext4 {work}/disk.ext4"]  # host commands, optional
+//! before = ["cp {guest}/disk.ext4 {work}/disk.ext4"]  # host commands, optional
 //! after = ["debugfs -R 'cat /hello' {work}/disk.ext4"]  # their output is checked too
 //!
 //! [[checkpoint.when]]                 # optional: steps while it runs (see `during`)
@@ -36,7 +36,8 @@ use std::path::{Path, PathBuf};
 pub struct Checkpoint {
     /// What the run shows.
     pub name: String,
-    /// Arguments to the stage binary; `{repo}` is replaced by the repository root and `{work}`
+    /// Arguments to the stage binary; `{repo}` is replaced by the repository root, `{guest}` by
+    /// the lab guest's folder (`{repo}/labs/guest/out`, or `MINIVIRT_GUEST_DIR`) and `{work}`
     /// by a scratch folder that the checkpoints of one run of the harness share, in order.
     #[serde(default)]
     pub args: Vec<String>,
@@ -50,11 +51,11 @@ pub struct Checkpoint {
     /// Whether the run needs /dev/kvm.
     #[serde(default = "yes")]
     pub needs_kvm: bool,
-    /// Whether the lab guest must be built first.
+    /// Whether the lab guest must be built first (or, with `MINIVIRT_GUEST_DIR`, be complete).
     #[serde(default)]
     pub needs_guest: bool,
     /// Shell commands run on the host before the binary (set-up: copy an image, say); a
-    /// failing one fails the checkpoint. `{repo}` and `{work}` are replaced as in `args`.
+    /// failing one fails the checkpoint. `{repo}`, `{guest}` and `{work}` are replaced as in `args`.
     #[serde(default)]
     pub before: Vec<String>,
     /// Shell commands run on the host after the binary exits (inspect what the guest left
@@ -76,7 +77,7 @@ pub struct Checkpoint {
 pub struct Step {
     /// A regular expression over the output so far; its first match triggers the step.
     pub output: String,
-    /// The monitor's Unix socket (`{work}` and `{repo}` are replaced).
+    /// The monitor's Unix socket (`{work}`, `{repo}` and `{guest}` are replaced).
     pub monitor: Option<String>,
     /// Monitor command lines; `{1}`, `{2}`, … are the match's groups.
     #[serde(default)]

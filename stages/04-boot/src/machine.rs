@@ -128,9 +128,11 @@ impl Machine {
             Some(path) => Some(path.clone()),
             None => Some(guest::default_initrd()),
         };
-        for path in std::iter::once(&kernel).chain(initrd.as_ref()) {
+        let defaulted = [(Some(&kernel), args.kernel.is_none()), (initrd.as_ref(), args.initrd.is_none())];
+        for (path, default) in defaulted.into_iter().filter_map(|(path, default)| Some((path?, default))) {
             if !path.is_file() {
-                let hint = if args.kernel.is_none() { format!("; {}", guest::build_hint()) } else { String::new() };
+                // The build hint only for a default path: a file the user named is theirs to fix.
+                let hint = if default { format!("; {}", guest::build_hint()) } else { String::new() };
                 return Err(MachineError::MissingFile { path: path.clone(), hint });
             }
         }

@@ -25,9 +25,10 @@ use std::path::{Path, PathBuf};
 /// The type letters kept: text (code) symbols, local or global, and weak symbols.
 pub const TEXT_KINDS: [char; 4] = ['t', 'T', 'w', 'W'];
 
-/// The lab guest's `System.map`, beside its kernel in `labs/guest/out/`.
+/// The lab guest's `System.map`, beside its kernel in `labs/guest/out/` (or in the folder
+/// `MINIVIRT_GUEST_DIR` names).
 pub fn default_path() -> PathBuf {
-    stage04::guest::out_dir().join("System.map")
+    stage04::guest::guest_dir().join("System.map")
 }
 
 /// One function symbol.
@@ -288,6 +289,6 @@ ffffffff818c3000 T _sinittext
     fn a_missing_file_names_its_path() {
         let err = SymbolTable::load(Path::new("/nonexistent/System.map")).unwrap_err();
         assert_eq!(err.to_string(), "cannot read symbols from /nonexistent/System.map");
-        assert!(default_path().ends_with("labs/guest/out/System.map"));
+        assert_eq!(default_path(), stage04::guest::guest_dir().join("System.map"), "beside the default kernel");
     }
 }
