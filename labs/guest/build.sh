@@ -105,6 +105,7 @@ compute_keys() {
         hash_tree "$HERE/rootfs"
         hash_tree "$HERE/edu"
         hash_tree "$HERE/inspect"
+        hash_tree "$HERE/workloads"
     } | sha)
     DISK_KEY=$( {
         echo "e2fsprogs=$E2FS_VERSION size=$DISK_SIZE_MIB"
@@ -180,7 +181,7 @@ verify_kernel_config() { # FRAGMENT CONFIG: fail naming every fragment option th
 # ---------------------------------------------------------------------------------------
 # guest programs: static executables for the initramfs (gcc -static: no libraries in the
 # guest), built from their C sources here
-build_guest_programs() { # STAGE: writes STAGE/edu-test, STAGE/gva-demo, STAGE/boot-done
+build_guest_programs() { # STAGE: writes STAGE/edu-test, STAGE/gva-demo, STAGE/boot-done, STAGE/workloads
     local stage=$1 program
     gcc -static -O2 -Wall -Wextra -Werror -s -o "$stage/edu-test" "$HERE/edu/edu-test.c" ||
         die "building edu/edu-test.c failed"
@@ -190,7 +191,10 @@ build_guest_programs() { # STAGE: writes STAGE/edu-test, STAGE/gva-demo, STAGE/b
         gcc -static -nostdlib -ffreestanding -fno-stack-protector -fno-builtin -O2 -Wall -Wextra -Werror -s \
             -o "$stage/$program" "$HERE/inspect/$program.c" || die "building inspect/$program.c failed"
     done
-    touch -d @0 "$stage/edu-test" "$stage/gva-demo" "$stage/boot-done"
+    # bench's guest workloads: the same command builds them for the host (bench/src/workloads.rs)
+    gcc -static -nostdlib -ffreestanding -fno-stack-protector -fno-builtin -O2 -Wall -Wextra -Werror -s \
+        -o "$stage/workloads" "$HERE/workloads/workloads.c" || die "building workloads/workloads.c failed"
+    touch -d @0 "$stage/edu-test" "$stage/gva-demo" "$stage/boot-done" "$stage/workloads"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -233,6 +237,7 @@ build_initramfs() { # DEST KERNEL_DIR
     add /usr/bin/edu-test "file /usr/bin/edu-test $stage/edu-test 0755 0 0"
     add /usr/bin/gva-demo "file /usr/bin/gva-demo $stage/gva-demo 0755 0 0"
     add /usr/bin/boot-done "file /usr/bin/boot-done $stage/boot-done 0755 0 0"
+    add /usr/bin/workloads "file /usr/bin/workloads $stage/workloads 0755 0 0"
     if [ -d "$HERE/rootfs" ]; then
         local type mode path target
         while IFS=$'\t' read -r type mode path target; do
