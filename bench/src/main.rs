@@ -234,16 +234,7 @@ fn exits(common: &Common, only: &str) -> Result<BenchReport, Box<dyn Error>> {
             notes: vec![experiment.what.into()],
             ..Default::default()
         };
-        // dd's summary line (bytes, seconds, rate) is the disk experiments' own figure.
-        let mut dd_lines = Vec::new();
-        let result = measure(&mut group, common.runs, &bar, || {
-            let (run, console) = boot.run_with_console(&work)?;
-            if let Some(line) = console.lines().find(|l| l.contains(" copied, ")) {
-                dd_lines.push(format!("dd: {}", line.trim()));
-            }
-            Ok(run)
-        });
-        group.notes.extend(dd_lines);
+        let result = measure(&mut group, common.runs, &bar, || Ok(boot.run(&work)?));
         report.groups.push(group);
         result?;
     }
