@@ -9,6 +9,11 @@
 //! table is there); `pci=off` removes it with all of PCI, so it measures what the scan and PCI
 //! probing cost, not a fix: the fix is in the VMM (back that range with memory, as a BIOS area).
 //!
+//! Two more experiments change the VMM instead of the kernel: `disk-ioeventfd` and
+//! `disk-no-ioeventfd` boot with a scratch disk and read it in the guest, with queue
+//! notifications through KVM's ioeventfd or as user-space MMIO exits (stage 6's
+//! `--no-ioeventfd`).
+//!
 //! # Resources
 //! - Linux's command-line options: Documentation/admin-guide/kernel-parameters.txt
 //!   (`quiet`, `io_delay=`, `nohz=`, `pci=`), <https://docs.kernel.org/admin-guide/kernel-parameters.html>.
@@ -23,33 +28,71 @@ pub struct Experiment {
     pub append: &'static str,
     /// What it changes, and what to expect.
     pub what: &'static str,
+    /// VMM flags it adds (`--no-ioeventfd`).
+    pub flags: &'static [&'static str],
+    /// Whether it boots with a scratch disk and runs [`DISK_RUN`] in the guest instead of
+    /// the `minivirt_run` of `--append`.
+    pub disk: bool,
 }
+
+/// What the disk experiments run in the guest: 4096 reads of 4 KiB from the scratch disk,
+/// each its own virtio request (O_DIRECT: no page cache, no readahead), so each is one
+/// `QueueNotify` write.
+pub const DISK_RUN: &str = "dd if=/dev/vda of=/dev/null bs=4096 count=4096 iflag=direct";
 
 /// The baseline and the switches, in table order. The baseline already has minivirt's
 /// `io_delay=none`, so the io_delay row puts the kernel's default back to show its cost.
 pub const EXPERIMENTS: &[Experiment] = &[
-    Experiment { name: "baseline", append: "", what: "minivirt's defaults (console=ttyS0, io_delay=none, the host workarounds)" },
+    Experiment { name: "baseline", append: "", what: "minivirt's defaults (console=ttyS0, io_delay=none, the host workarounds)", flags: &[], disk: false },
     Experiment {
         name: "quiet",
         append: "quiet",
         what: "no kernel messages on the console: each byte to the 16550's data register is one port-I/O exit",
+        flags: &[],
+        disk: false,
     },
     Experiment {
         name: "io-delay-0x80",
         append: "io_delay=0x80",
         what: "the kernel's default I/O delay: an `out` to port 0x80 after slow port accesses (PIT, PIC), one more exit each",
+        flags: &[],
+        disk: false,
     },
     Experiment {
         name: "nohz-off",
         append: "nohz=off",
         what: "a periodic 100 Hz tick even when idle (the lab kernel has NO_HZ_IDLE): timer exits handled in KVM, not the VMM",
+        flags: &[],
+        disk: false,
     },
     Experiment {
         name: "pci-off",
         append: "pci=off",
         what: "no PCI: removes the PCI IRQ routing table scan of 0xf0000-0xfffff (MMIO reads) and config-space probing, and the edu device with them",
+        flags: &[],
+        disk: false,
     },
-    Experiment { name: "combined", append: "quiet pci=off", what: "the switches that cut exits, together" },
+    Experiment {
+        name: "combined",
+        append: "quiet pci=off",
+        what: "the switches that cut exits, together",
+        flags: &[],
+        disk: false,
+    },
+    Experiment {
+        name: "disk-ioeventfd",
+        append: "",
+        what: "a scratch disk as /dev/vda, read with 4096 direct 4 KiB reads (dd): each request's QueueNotify write is matched by KVM's ioeventfd, which wakes the I/O thread without an exit to the VMM (compare with disk-no-ioeventfd, not with the baseline)",
+        flags: &[],
+        disk: true,
+    },
+    Experiment {
+        name: "disk-no-ioeventfd",
+        append: "",
+        what: "the same disk reads with --no-ioeventfd: each QueueNotify write is an MMIO exit to the vCPU thread, which serves the request itself (expect about 4096 more mmio_write exits)",
+        flags: &["--no-ioeventfd"],
+        disk: true,
+    },
 ];
 
 /// The experiments named in `only` (comma-separated), the baseline always first; all if empty.

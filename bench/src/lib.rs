@@ -7,6 +7,8 @@
 //!   [`minivirt`] and [`qemu`] say how to start each and where their figures come from;
 //! - [`report`]: what was measured (serialized as the JSON of `schema/bench.schema.json`);
 //! - [`summary`], [`markdown`], [`plot`]: min / median / max, the tables, the SVG plots;
+//! - [`workloads`] and [`guest`]: `bench guest`, the same workload program in the guest and
+//!   on the host, and its table and plot;
 //! - [`progress`] and [`interrupt`]: a progress bar on a terminal, and Ctrl-C that keeps what
 //!   was measured so far.
 //!
@@ -16,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod experiments;
+pub mod guest;
 pub mod interrupt;
 pub mod markdown;
 pub mod minivirt;
@@ -26,6 +29,7 @@ pub mod report;
 pub mod smaps;
 pub mod summary;
 pub mod vmm;
+pub mod workloads;
 
 use std::path::{Path, PathBuf};
 

@@ -1,13 +1,15 @@
 //! `bench`: the measurement lab in one command. `bench boot` boots a minivirt stage (and QEMU)
-//! several times; `bench exits` runs the exit-reduction experiments. Both print a Markdown
-//! table, and write JSON (`--json FILE`) and SVG plots (`--plot DIR`). Ctrl-C stops the runs
-//! and writes what was measured so far.
+//! several times; `bench exits` runs the exit-reduction experiments; `bench guest` runs the
+//! same workloads in the guest and on the host. Each prints a Markdown table, and writes JSON
+//! (`--json FILE`) and SVG plots (`--plot DIR`). Ctrl-C stops the runs and writes what was
+//! measured so far.
 
 use bench::experiments;
+use bench::guest::{self, DEFAULT_DISK_MIB};
 use bench::minivirt::{self, MinivirtBoot};
 use bench::qemu::{self, QemuBoot};
-use bench::report::{BenchReport, BootRun, Group};
-use bench::{interrupt, markdown, plot, progress};
+use bench::report::{BenchReport, BootRun, Group, WorkloadReport};
+use bench::{interrupt, markdown, plot, progress, workloads};
 use clap::{Args, Parser, Subcommand};
 use std::error::Error;
 use std::path::PathBuf;
@@ -43,7 +45,20 @@ enum Commands {
         #[command(flatten)]
         common: Common,
     },
+    /// The same workloads (CPU, memory, file I/O on a virtio-blk disk) in the guest, in one
+    /// boot per run with a scratch disk, and on the host: host, guest and guest/host.
+    Guest {
+        /// The scratch disk's size in MiB (the guest's /dev/vda, the host's file).
+        #[arg(long, default_value_t = DEFAULT_DISK_MIB, value_parser = clap::value_parser!(u64).range(2..=4096))]
+        disk_mib: u64,
+        #[command(flatten)]
+        common: Common,
+    },
 }
+
+/// `--append`'s default, which `bench guest` and the disk experiments replace with their own
+/// `minivirt_run`.
+const DEFAULT_APPEND: &str = "minivirt_run=\"true\"";
 
 #[derive(Args)]
 struct Common {
@@ -54,7 +69,7 @@ struct Common {
     #[arg(long, default_value_t = minivirt::LAST_STAGE, value_parser = clap::value_parser!(u8).range(4..=8))]
     stage: u8,
     /// Guest kernel options; the lab guest's /init runs minivirt_run and powers off.
-    #[arg(long, default_value = "minivirt_run=\"true\"")]
+    #[arg(long, default_value = DEFAULT_APPEND)]
     append: String,
     /// The stage binary to run instead of building it with cargo.
     #[arg(long, value_name = "PATH")]
@@ -87,6 +102,7 @@ fn run(cli: &Cli) -> Result<BenchReport, Box<dyn Error>> {
     let (report, common) = match &cli.command {
         Commands::Boot { qemu, common } => (boot(common, *qemu)?, common),
         Commands::Exits { only, common } => (exits(common, only)?, common),
+        Commands::Guest { disk_mib, common } => (guest(common, *disk_mib)?, common),
     };
     print!("{}", markdown::table(&report));
     if let Some(path) = &common.json {
@@ -199,11 +215,22 @@ fn exits(common: &Common, only: &str) -> Result<BenchReport, Box<dyn Error>> {
         if interrupt::interrupted() {
             break;
         }
-        let append = format!("{} {}", experiment.append, common.append).trim().to_string();
-        let boot = minivirt_boot(common, &append)?;
+        let run = if experiment.disk { run_command(common, experiments::DISK_RUN) } else { common.append.clone() };
+        let append = format!("{} {run}", experiment.append).trim().to_string();
+        let mut boot = minivirt_boot(common, &append)?;
+        let mut switch = vec![experiment.append.to_string()];
+        if experiment.disk {
+            let disk = scratch_dir().join("scratch-exits.img");
+            guest::create_disk(&disk, DEFAULT_DISK_MIB << 20)
+                .map_err(|e| format!("cannot create {}: {e}", disk.display()))?;
+            boot.flags.extend(["--disk".to_string(), disk.display().to_string()]);
+            switch.push(format!("--disk scratch-exits.img minivirt_run=\"{}\"", experiments::DISK_RUN));
+        }
+        boot.flags.extend(experiment.flags.iter().map(|f| f.to_string()));
+        switch.extend(experiment.flags.iter().map(|f| f.to_string()));
         let mut group = Group {
             name: experiment.name.into(),
-            switch: experiment.append.into(),
+            switch: switch.join(" ").trim().to_string(),
             notes: vec![experiment.what.into()],
             ..Default::default()
         };
@@ -212,6 +239,80 @@ fn exits(common: &Common, only: &str) -> Result<BenchReport, Box<dyn Error>> {
         result?;
     }
     bar.finish_and_clear();
+    report.interrupted = interrupt::interrupted();
+    Ok(report)
+}
+
+/// Where `bench` keeps its scratch disks and the host's workload binary: `target/bench`.
+fn scratch_dir() -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| bench::repo_root().join("target"), Into::into);
+    target.join("bench")
+}
+
+/// The kernel options of a boot that runs `command`: the user's `--append` unless it is the
+/// default (whose `minivirt_run` this one replaces), then `minivirt_run="command"`.
+fn run_command(common: &Common, command: &str) -> String {
+    let extra = if common.append == DEFAULT_APPEND { "" } else { common.append.as_str() };
+    format!("{extra} minivirt_run=\"{command}\"").trim().to_string()
+}
+
+fn guest(common: &Common, disk_mib: u64) -> Result<BenchReport, Box<dyn Error>> {
+    let dir = scratch_dir();
+    let host_binary = workloads::build_host(&dir)?;
+    let disk = dir.join("scratch.img");
+    let disk_bytes = disk_mib << 20;
+    let append = run_command(common, &workloads::guest_command("/dev/vda"));
+    let mut boot = minivirt_boot(common, &append)?;
+    boot.flags.extend(["--disk".to_string(), disk.display().to_string()]);
+
+    let mut report = BenchReport::new("guest", &append);
+    let mut results = WorkloadReport {
+        disk_bytes,
+        host_notes: vec![format!(
+            "{} (gcc {}, the guest's build) on {}, the guest's disk image",
+            host_binary.display(),
+            workloads::GCC_FLAGS.join(" "),
+            disk.display()
+        )],
+        ..Default::default()
+    };
+    let name = minivirt::binary_name(common.stage);
+    let mut group = Group { name: format!("minivirt {name}"), ..Default::default() };
+    group
+        .notes
+        .push(format!("boots with `{name} --disk {} --append '{append}'`: all workloads in one boot", disk.display()));
+    // A boot and a host run per step of the bar.
+    let bar = progress::boots(u64::from(common.runs) * 2);
+    let work = std::env::temp_dir();
+    for i in 1..=common.runs {
+        if interrupt::interrupted() {
+            break;
+        }
+        guest::create_disk(&disk, disk_bytes).map_err(|e| format!("cannot create {}: {e}", disk.display()))?;
+        bar.set_message(format!("guest run {i}/{}: booting {name}", common.runs));
+        let (run, console) = boot.run_with_console(&work)?;
+        progress::note(&bar, &format!("guest run {i}: {}", markdown::run_line(&run)));
+        bar.inc(1);
+        if run.failure.as_deref().is_some_and(|f| f.starts_with("interrupted")) {
+            break;
+        }
+        let guest_run = guest::guest_run(&console);
+        progress::note(&bar, &format!("guest run {i}: {} results", guest_run.measurements.len()));
+        group.runs.push(run);
+        results.guest.push(guest_run);
+
+        bar.set_message(format!("host run {i}/{}", common.runs));
+        let host_run = guest::host_run(&host_binary, &disk);
+        bar.inc(1);
+        progress::note(&bar, &format!("host run {i}: {} results", host_run.measurements.len()));
+        let stopped = host_run.failure.as_deref().is_some_and(|f| f.starts_with("interrupted"));
+        if !stopped {
+            results.host.push(host_run);
+        }
+    }
+    bar.finish_and_clear();
+    report.groups.push(group);
+    report.workloads = Some(results);
     report.interrupted = interrupt::interrupted();
     Ok(report)
 }

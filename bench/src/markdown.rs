@@ -61,7 +61,7 @@ fn failures(report: &BenchReport) -> String {
 }
 
 /// Notes, skipped parts and the interruption, under a table.
-fn footer(report: &BenchReport) -> String {
+pub(crate) fn footer(report: &BenchReport) -> String {
     let mut text = String::new();
     for group in &report.groups {
         for note in &group.notes {
@@ -163,6 +163,7 @@ pub fn exits_table(report: &BenchReport) -> String {
 pub fn table(report: &BenchReport) -> String {
     match report.command.as_str() {
         "exits" => exits_table(report),
+        "guest" => crate::guest::table(report),
         _ => boot_table(report),
     }
 }

@@ -95,6 +95,15 @@ impl MinivirtBoot {
     /// # Errors
     /// When the binary cannot be started.
     pub fn run(&self, work: &Path) -> Result<BootRun, VmmError> {
+        Ok(self.run_with_console(work)?.0)
+    }
+
+    /// Boots once like [`MinivirtBoot::run`], and also returns what the guest printed on its
+    /// console (the VMM's stdout).
+    ///
+    /// # Errors
+    /// When the binary cannot be started.
+    pub fn run_with_console(&self, work: &Path) -> Result<(BootRun, String), VmmError> {
         let stats_path = work.join(format!("stats-{}.json", std::process::id()));
         let _ = std::fs::remove_file(&stats_path);
         let mut args = self.flags.clone();
@@ -114,7 +123,7 @@ impl MinivirtBoot {
             smaps::record(&mut run, outcome.at_ready, "minivirt", GuestRam::SharedAnonymous);
         }
         let _ = std::fs::remove_file(&stats_path);
-        Ok(run)
+        Ok((run, outcome.stdout))
     }
 }
 

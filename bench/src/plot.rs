@@ -3,7 +3,8 @@
 //!
 //! - `boot-time.svg`: every run's seconds to boot-complete per VMM (a dot each, a bar at the
 //!   median), on a log scale since QEMU's TCG and minivirt here differ by one or two orders;
-//! - `exits.svg`: exits per boot by reason (median of the runs), one stacked bar per experiment.
+//! - `exits.svg`: exits per boot by reason (median of the runs), one stacked bar per experiment;
+//! - `guest-ratio.svg` (`bench guest`): guest / host per workload figure (`crate::guest`).
 //!
 //! # Resources
 //! - plotters: <https://docs.rs/plotters/0.3>.
@@ -53,14 +54,26 @@ pub fn write_plots(report: &BenchReport, dir: &Path) -> Result<Vec<PathBuf>, Plo
         draw(&exits, |area| exits_by_reason(report, area))?;
         written.push(exits);
     }
+    if let Some(workloads) = &report.workloads {
+        written.push(crate::guest::write_ratio_plot(workloads, dir)?);
+    }
     Ok(written)
 }
 
-type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
-type DrawResult = Result<(), Box<dyn std::error::Error>>;
+pub(crate) type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+pub(crate) type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
 fn draw(path: &Path, plot: impl FnOnce(&Area) -> DrawResult) -> Result<(), PlotError> {
-    let area = SVGBackend::new(path, SIZE).into_drawing_area();
+    draw_sized(path, SIZE, plot)
+}
+
+/// Draws one SVG file of `size` pixels with `plot`.
+pub(crate) fn draw_sized(
+    path: &Path,
+    size: (u32, u32),
+    plot: impl FnOnce(&Area) -> DrawResult,
+) -> Result<(), PlotError> {
+    let area = SVGBackend::new(path, size).into_drawing_area();
     let result = area
         .fill(&WHITE)
         .map_err(|e| e.to_string())

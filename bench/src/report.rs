@@ -62,12 +62,46 @@ pub struct Group {
     pub runs: Vec<BootRun>,
 }
 
+/// What `bench guest` measured: the same workloads in the guest (one boot per run, the boot
+/// itself in [`BenchReport::groups`]) and on the host.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct WorkloadReport {
+    /// The size of the scratch disk (the guest's `/dev/vda`, the host's file), in bytes.
+    pub disk_bytes: u64,
+    /// How the host ran them (the program, the file).
+    pub host_notes: Vec<String>,
+    /// Each host run.
+    pub host: Vec<WorkloadRun>,
+    /// Each guest run (one boot each).
+    pub guest: Vec<WorkloadRun>,
+}
+
+/// The results of one run of all the workloads.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct WorkloadRun {
+    /// One per result line, in order.
+    pub measurements: Vec<Measurement>,
+    /// Why results are missing, if some are.
+    pub failure: Option<String>,
+}
+
+/// One result line of the workloads program (`bench: mem op=seq_read block=1024 bytes=… elapsed_ns=…`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Measurement {
+    /// `cpu`, `mem` or `fileio`.
+    pub workload: String,
+    /// The operation (`seq_read`, `rnd_write`, …); empty for `cpu`.
+    pub op: String,
+    /// Every other `key=value` of the line: counts, bytes, nanoseconds.
+    pub values: BTreeMap<String, u64>,
+}
+
 /// Everything one `bench` command measured.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct BenchReport {
     /// [`SCHEMA_VERSION`].
     pub schema_version: u32,
-    /// `boot` or `exits`.
+    /// `boot`, `exits` or `guest`.
     pub command: String,
     /// The guest kernel command line options every boot had (besides each VMM's own).
     pub append: String,
@@ -77,6 +111,9 @@ pub struct BenchReport {
     pub skipped: Vec<String>,
     /// The measurements.
     pub groups: Vec<Group>,
+    /// `bench guest`: the workloads' results in the guest and on the host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workloads: Option<WorkloadReport>,
 }
 
 impl BenchReport {

@@ -2,7 +2,7 @@
 //! every field (and a failed run), an exits report, and an empty one; and the schema refuses
 //! what a report never holds.
 
-use bench::report::{BenchReport, BootRun, ExitCounts, FunctionExits, Group};
+use bench::report::{BenchReport, BootRun, ExitCounts, FunctionExits, Group, WorkloadReport, WorkloadRun};
 
 fn schema() -> jsonschema::Validator {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/bench.schema.json");
@@ -81,6 +81,36 @@ fn exits_and_empty_reports_match_the_schema() {
     empty.interrupted = true;
     empty.skipped.push("QEMU: not installed".into());
     assert_valid(&empty);
+}
+
+fn guest_report() -> BenchReport {
+    let mut report = BenchReport::new("guest", "minivirt_run=\"/usr/bin/workloads cpu 10\"");
+    report.groups.push(Group { name: "minivirt stage08".into(), runs: vec![measured_run()], ..Default::default() });
+    let output = "bench: cpu events=1600 elapsed_ns=2019950246 max_prime=10000 primes_per_event=1228\n\
+                  bench: mem op=rnd_write block=1024 bytes=536870912 elapsed_ns=324378146\n\
+                  bench: fileio op=rnd_read block=4096 ops=20000 elapsed_ns=1943438609 p50_ns=46921 p95_ns=91433 p99_ns=1442433\n";
+    let run = WorkloadRun { measurements: bench::workloads::parse(output), failure: None };
+    report.workloads = Some(WorkloadReport {
+        disk_bytes: 64 << 20,
+        host_notes: vec!["target/bench/workloads on target/bench/scratch.img".into()],
+        host: vec![run.clone()],
+        guest: vec![WorkloadRun { failure: Some("the guest printed 3 of 28 results".into()), ..run }],
+    });
+    report
+}
+
+#[test]
+fn a_guest_report_matches_the_schema() {
+    let value = assert_valid(&guest_report());
+    let guest = &value["workloads"]["guest"][0];
+    assert_eq!(guest["measurements"][2]["values"]["p99_ns"], 1_442_433);
+    assert_eq!(guest["measurements"][1]["op"], "rnd_write");
+    // Other commands write no workloads at all.
+    assert!(serde_json::to_value(boot_report()).unwrap().get("workloads").is_none());
+    let mut value = serde_json::to_value(guest_report()).unwrap();
+    value["workloads"]["host"][0]["measurements"][0]["values"]["speed"] = 1.into();
+    value["workloads"]["host"][0]["measurements"][0]["workload"] = "gpu".into();
+    assert_eq!(errors(&value).len(), 2, "{:?}", errors(&value));
 }
 
 #[test]

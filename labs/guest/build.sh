@@ -180,6 +180,7 @@ compute_keys() {
         hash_tree "$HERE/edu"
         hash_tree "$HERE/inspect"
         hash_tree "$HERE/hostile"
+        hash_tree "$HERE/workloads"
     } | sha)
     DISK_KEY=$( {
         echo "e2fsprogs=$E2FS_VERSION size=$DISK_SIZE_MIB"
@@ -265,7 +266,7 @@ verify_kernel_config() { # FRAGMENT CONFIG: fail naming every fragment option th
 # ---------------------------------------------------------------------------------------
 # guest programs: static executables for the initramfs (-static: no libraries in the
 # guest), built from their C sources here
-build_guest_programs() { # STAGE: writes STAGE/edu-test, STAGE/gva-demo, STAGE/boot-done, STAGE/hostile
+build_guest_programs() { # STAGE: writes STAGE/edu-test, STAGE/gva-demo, STAGE/boot-done, STAGE/hostile, STAGE/workloads
     local stage=$1 program
     # musl, not glibc: 60 KB instead of 700 KB, which the guest kernel would unpack at every
     # boot (about a quarter of the initramfs)
@@ -280,7 +281,10 @@ build_guest_programs() { # STAGE: writes STAGE/edu-test, STAGE/gva-demo, STAGE/b
     # the hostile guest of stage 7's checkpoint, the same way
     gcc -static -nostdlib -ffreestanding -fno-stack-protector -fno-builtin -O2 -Wall -Wextra -Werror -s \
         -o "$stage/hostile" "$HERE/hostile/hostile.c" || die "building hostile/hostile.c failed"
-    touch -d @0 "$stage/edu-test" "$stage/gva-demo" "$stage/boot-done" "$stage/hostile"
+    # bench's guest workloads: the same command builds them for the host (bench/src/workloads.rs)
+    gcc -static -nostdlib -ffreestanding -fno-stack-protector -fno-builtin -O2 -Wall -Wextra -Werror -s \
+        -o "$stage/workloads" "$HERE/workloads/workloads.c" || die "building workloads/workloads.c failed"
+    touch -d @0 "$stage/edu-test" "$stage/gva-demo" "$stage/boot-done" "$stage/hostile" "$stage/workloads"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -326,6 +330,7 @@ build_initramfs() { # DEST KERNEL_DIR
     add /usr/bin/gva-demo "file /usr/bin/gva-demo $stage/gva-demo 0755 0 0"
     add /usr/bin/boot-done "file /usr/bin/boot-done $stage/boot-done 0755 0 0"
     add /usr/bin/hostile "file /usr/bin/hostile $stage/hostile 0700 0 0"
+    add /usr/bin/workloads "file /usr/bin/workloads $stage/workloads 0755 0 0"
     if [ -d "$HERE/rootfs" ]; then
         local type mode path target
         while IFS=$'\t' read -r type mode path target; do

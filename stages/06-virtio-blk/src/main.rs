@@ -44,7 +44,7 @@ fn run(args: &Args) -> Result<StopReason, Box<dyn Error>> {
     // Devices: the legacy stubs, the console, and a virtio-blk disk per --disk.
     legacy::attach_legacy_devices(&machine)?;
     let _console = console::attach_console(&machine)?;
-    let _disks = disks::attach_disks(&mut machine, &args.disks.disks)?;
+    let _disks = disks::attach_disks(&mut machine, &args.disks)?;
     // Kernel, vCPUs, run.
     Ok(machine.boot()?)
 }

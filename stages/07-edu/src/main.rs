@@ -45,7 +45,7 @@ fn run(args: &Args) -> Result<StopReason, Box<dyn Error>> {
     // Devices: the legacy stubs, the console, the disks, and PCI with the edu card.
     legacy::attach_legacy_devices(&machine)?;
     let _console = console::attach_console(&machine)?;
-    let _disks = disks::attach_disks(&mut machine, &args.disks.disks)?;
+    let _disks = disks::attach_disks(&mut machine, &args.disks)?;
     platform::attach_pci(&machine)?;
     // Kernel, vCPUs, run.
     Ok(machine.boot()?)

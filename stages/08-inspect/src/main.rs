@@ -56,7 +56,7 @@ fn run(args: &Args) -> Result<StopReason, Box<dyn Error>> {
     // Devices: the legacy stubs, the console (Ctrl-A c: the monitor), the disks, PCI.
     legacy::attach_legacy_devices(&machine)?;
     let _console = console::attach_console_with_monitor(&machine, Some(inspector.console_monitor()))?;
-    let _disks = disks::attach_disks(&mut machine, &args.disks.disks)?;
+    let _disks = disks::attach_disks(&mut machine, &args.disks)?;
     platform::attach_pci(&machine)?;
     // Kernel, vCPUs, run; then the statistics.
     let reason = machine.boot()?;
