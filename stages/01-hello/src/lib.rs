@@ -88,6 +88,18 @@ pub fn default_sigpipe() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
 
+/// The exit status of a run that either worked or failed with one printed line: what every
+/// stage's `main` returns for its modes that do not run a guest to the end (demos, dry runs).
+pub fn exit_status<E: std::fmt::Display>(program: &str, result: Result<(), E>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{program}: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// The longest message the guest code can carry: 3 bytes per character, plus 3 for
 /// `mov dx, port` and 3 for the final `hlt; jmp`.
 pub const fn max_message_len() -> usize {

@@ -58,13 +58,7 @@ fn main() -> ExitCode {
     stage01::default_sigpipe();
     let args: Args = stage01::parse_args();
     let result = if args.show_translations { show_translations(args.mem) } else { run(args.mem) };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("stage02: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    stage01::exit_status("stage02", result)
 }
 
 fn run(mem: u64) -> Result<(), Box<dyn Error>> {

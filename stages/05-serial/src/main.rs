@@ -21,6 +21,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    stage01::default_sigpipe();
     let args: Args = stage01::parse_args();
     if let Some(which) = args.demo {
         demo::run(which);

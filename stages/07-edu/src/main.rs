@@ -27,13 +27,7 @@ struct Args {
 fn main() -> ExitCode {
     let args: Args = stage01::parse_args();
     if let Some(which) = args.demo {
-        return match demo::run(which) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("stage07: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        return stage01::exit_status("stage07", demo::run(which));
     }
     stage05::terminal::install_panic_hook("stage07");
     stage03::control::exit_code("stage07", run(&args))
