@@ -31,11 +31,15 @@ pub const GOALS: &[(&str, f64, &str)] = &[
     ("fileio seq_read", 0.70, "virtio-blk sequential read at least 70 % of the host's"),
 ];
 
-/// (Re)creates the scratch disk: `bytes` of zeros (sparse), so every run starts alike.
+/// (Re)creates the scratch disk: `bytes` of zeros (sparse), so every run starts alike. Its
+/// folder is made too: `bench exits` may be the first command to write under `target/bench`.
 ///
 /// # Errors
 /// When the file cannot be written.
 pub fn create_disk(path: &Path, bytes: u64) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     let file = std::fs::File::create(path)?;
     file.set_len(bytes)
 }
@@ -264,6 +268,15 @@ pub fn write_ratio_plot(workloads: &WorkloadReport, dir: &Path) -> Result<PathBu
 pub(crate) mod tests {
     use super::*;
     use crate::report::{Group, Measurement};
+
+    #[test]
+    fn the_scratch_disk_gets_its_folder_and_its_size() {
+        let dir = std::env::temp_dir().join(format!("minivirt-bench-disk-{}", std::process::id()));
+        let path = dir.join("target/bench/scratch.img");
+        create_disk(&path, 8 << 20).expect("a scratch disk in a folder that does not exist yet");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 8 << 20);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     fn measurement_of<'a>(run: &'a WorkloadRun, workload: &str, op: &str) -> Option<&'a Measurement> {
         run.measurements.iter().find(|m| m.workload == workload && m.op == op)
