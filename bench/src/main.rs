@@ -74,6 +74,10 @@ struct Common {
     /// The stage binary to run instead of building it with cargo.
     #[arg(long, value_name = "PATH")]
     vmm: Option<PathBuf>,
+    /// The guest's RAM in MiB, for minivirt (`--mem`) and QEMU (`-m`) alike: the guest kernel
+    /// sets up a `struct page` for every 4 KiB of it, which is a large part of a boot here.
+    #[arg(long, default_value_t = qemu::DEFAULT_RAM_MIB, value_parser = clap::value_parser!(u64).range(64..=4096))]
+    mem_mib: u64,
     /// Seconds after which one boot is stopped.
     #[arg(long, default_value_t = 900)]
     timeout: u64,
@@ -121,13 +125,20 @@ fn run(cli: &Cli) -> Result<BenchReport, Box<dyn Error>> {
 fn minivirt_boot(common: &Common, append: &str) -> Result<MinivirtBoot, Box<dyn Error>> {
     let binary = match &common.vmm {
         Some(path) => path.clone(),
-        None => minivirt::build_stage(common.stage)?,
+        None => {
+            eprintln!(
+                "bench: building {} (cargo profile `{}`, static; a first build takes a minute or two)",
+                minivirt::binary_name(common.stage),
+                minivirt::VMM_PROFILE
+            );
+            minivirt::build_stage(common.stage)?
+        }
     };
     Ok(MinivirtBoot {
         binary,
         stage: common.stage,
         append: append.to_string(),
-        flags: Vec::new(),
+        flags: vec!["--mem".into(), format!("{}M", common.mem_mib)],
         timeout: Duration::from_secs(common.timeout),
     })
 }
@@ -172,8 +183,8 @@ fn boot(common: &Common, with_qemu: bool) -> Result<BenchReport, Box<dyn Error>>
     let name = minivirt::binary_name(common.stage);
     let mut group = Group { name: format!("minivirt {name}"), ..Default::default() };
     group.notes.push(format!(
-        "boots the lab guest's vmlinux (ELF) and initramfs.cpio with `{name} --append '{}'`",
-        common.append
+        "boots the lab guest's vmlinux (ELF) and initramfs.cpio with `{name} --mem {}M --append '{}'`",
+        common.mem_mib, common.append
     ));
     let result = measure(&mut group, common.runs, &bar, || Ok(minivirt.run(&work)?));
     report.groups.push(group);
@@ -186,6 +197,7 @@ fn boot(common: &Common, with_qemu: bool) -> Result<BenchReport, Box<dyn Error>>
             kernel: guest.join("bzImage"),
             initrd: guest.join("initramfs.cpio"),
             append: common.append.clone(),
+            ram_mib: common.mem_mib,
             timeout: Duration::from_secs(common.timeout),
         };
         bar.set_message("QEMU: probing KVM");

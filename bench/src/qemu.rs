@@ -20,8 +20,8 @@ use std::time::Duration;
 pub const QEMU: &str = "qemu-system-x86_64";
 /// How to get it on Debian and Ubuntu.
 pub const INSTALL_HINT: &str = "apt-get install qemu-system-x86";
-/// The guest's RAM, as minivirt's default `--mem`.
-pub const GUEST_RAM: u64 = 256 << 20;
+/// The guest's RAM in MiB, as minivirt's default `--mem` (bench's `--mem-mib` changes both).
+pub const DEFAULT_RAM_MIB: u64 = 256;
 /// The kernel options minivirt's VMM adds itself (stage 4's `BASE_CMDLINE` and
 /// `FAST_BOOT_CMDLINE`) that QEMU needs too, so that both kernels do the same work;
 /// `panic=-1` makes a guest panic end the run instead of hanging.
@@ -77,6 +77,8 @@ pub struct QemuBoot {
     pub initrd: PathBuf,
     /// The guest options after [`BASE_CMDLINE`].
     pub append: String,
+    /// The guest's RAM in MiB (`-m`).
+    pub ram_mib: u64,
     /// When to give up on one boot.
     pub timeout: Duration,
 }
@@ -85,10 +87,9 @@ impl QemuBoot {
     /// QEMU's arguments with `accel`.
     pub fn args(&self, accel: Accel) -> Vec<String> {
         let mut args: Vec<String> =
-            ["-nographic", "-serial", "stdio", "-monitor", "none", "-no-reboot", "-m", "256M", "-accel"]
-                .map(String::from)
-                .into();
-        args.push(accel.name().into());
+            ["-nographic", "-serial", "stdio", "-monitor", "none", "-no-reboot"].map(String::from).into();
+        args.extend(["-m".into(), format!("{}M", self.ram_mib)]);
+        args.extend(["-accel".into(), accel.name().into()]);
         args.extend(["-kernel".into(), self.kernel.display().to_string()]);
         args.extend(["-initrd".into(), self.initrd.display().to_string()]);
         args.extend(["-append".into(), format!("{BASE_CMDLINE} {}", self.append)]);
@@ -134,7 +135,7 @@ impl QemuBoot {
             timeout: self.timeout,
             stop_when_ready: false,
         };
-        let guest = GuestRam::OneMapping { size: GUEST_RAM };
+        let guest = GuestRam::OneMapping { size: self.ram_mib << 20 };
         let outcome = vmm::run(&launch, |pid| smaps::read(pid, guest))?;
         let mut run = outcome.boot_run();
         smaps::record(&mut run, outcome.at_ready, "QEMU", guest);
@@ -162,12 +163,13 @@ mod tests {
             kernel: "out/bzImage".into(),
             initrd: "out/initramfs.cpio".into(),
             append: "minivirt_run=\"true\"".into(),
+            ram_mib: 128,
             timeout: Duration::from_secs(60),
         };
         let args = boot.args(Accel::Tcg).join(" ");
         assert_eq!(
             args,
-            "-nographic -serial stdio -monitor none -no-reboot -m 256M -accel tcg -kernel out/bzImage -initrd out/initramfs.cpio \
+            "-nographic -serial stdio -monitor none -no-reboot -m 128M -accel tcg -kernel out/bzImage -initrd out/initramfs.cpio \
              -append console=ttyS0 reboot=k nokaslr io_delay=none rodata=off retain_initrd panic=-1 minivirt_run=\"true\""
         );
     }
