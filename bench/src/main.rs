@@ -12,7 +12,7 @@ use bench::report::{BenchReport, BootRun, Group, WorkloadReport};
 use bench::{interrupt, markdown, plot, progress, workloads};
 use clap::{Args, Parser, Subcommand};
 use std::error::Error;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -121,26 +121,28 @@ fn run(cli: &Cli) -> Result<BenchReport, Box<dyn Error>> {
     Ok(report)
 }
 
-/// The stage binary and how to boot it with `append`.
-fn minivirt_boot(common: &Common, append: &str) -> Result<MinivirtBoot, Box<dyn Error>> {
-    let binary = match &common.vmm {
-        Some(path) => path.clone(),
-        None => {
-            eprintln!(
-                "bench: building {} (cargo profile `{}`, static; a first build takes a minute or two)",
-                minivirt::binary_name(common.stage),
-                minivirt::VMM_PROFILE
-            );
-            minivirt::build_stage(common.stage)?
-        }
-    };
-    Ok(MinivirtBoot {
-        binary,
+/// The stage binary: `--vmm`, or the stage built as one would ship it.
+fn vmm_binary(common: &Common) -> Result<PathBuf, Box<dyn Error>> {
+    if let Some(path) = &common.vmm {
+        return Ok(path.clone());
+    }
+    eprintln!(
+        "bench: building {} (cargo profile `{}`, static; a first build takes a minute or two)",
+        minivirt::binary_name(common.stage),
+        minivirt::VMM_PROFILE
+    );
+    Ok(minivirt::build_stage(common.stage)?)
+}
+
+/// How to boot `binary` with `append` and the common options.
+fn minivirt_boot(common: &Common, binary: &Path, append: &str) -> MinivirtBoot {
+    MinivirtBoot {
+        binary: binary.to_path_buf(),
         stage: common.stage,
         append: append.to_string(),
         flags: vec!["--mem".into(), format!("{}M", common.mem_mib)],
         timeout: Duration::from_secs(common.timeout),
-    })
+    }
 }
 
 /// Boots `runs` times into `group`, one progress step each; stops at Ctrl-C.
@@ -169,7 +171,7 @@ fn measure(
 
 fn boot(common: &Common, with_qemu: bool) -> Result<BenchReport, Box<dyn Error>> {
     let mut report = BenchReport::new("boot", &common.append);
-    let minivirt = minivirt_boot(common, &common.append)?;
+    let minivirt = minivirt_boot(common, &vmm_binary(common)?, &common.append);
     let qemu_binary = if with_qemu { qemu::find() } else { None };
     if with_qemu && qemu_binary.is_none() {
         let skipped = format!("QEMU: {} is not on PATH; install it with `{}`", qemu::QEMU, qemu::INSTALL_HINT);
@@ -223,13 +225,14 @@ fn exits(common: &Common, only: &str) -> Result<BenchReport, Box<dyn Error>> {
     let mut report = BenchReport::new("exits", &common.append);
     let bar = progress::boots(u64::from(common.runs) * chosen.len() as u64);
     let work = std::env::temp_dir();
+    let binary = vmm_binary(common)?;
     for experiment in chosen {
         if interrupt::interrupted() {
             break;
         }
         let run = if experiment.disk { run_command(common, experiments::DISK_RUN) } else { common.append.clone() };
         let append = format!("{} {run}", experiment.append).trim().to_string();
-        let mut boot = minivirt_boot(common, &append)?;
+        let mut boot = minivirt_boot(common, &binary, &append);
         let mut switch = vec![experiment.append.to_string()];
         if experiment.disk {
             let disk = scratch_dir().join("scratch-exits.img");
@@ -274,7 +277,7 @@ fn guest(common: &Common, disk_mib: u64) -> Result<BenchReport, Box<dyn Error>> 
     let disk = dir.join("scratch.img");
     let disk_bytes = disk_mib << 20;
     let append = run_command(common, &workloads::guest_command("/dev/vda"));
-    let mut boot = minivirt_boot(common, &append)?;
+    let mut boot = minivirt_boot(common, &vmm_binary(common)?, &append);
     boot.flags.extend(["--disk".to_string(), disk.display().to_string()]);
 
     let mut report = BenchReport::new("guest", &append);

@@ -18,6 +18,9 @@ fn exit(group: &Group) -> Option<Summary> {
 fn exits(group: &Group) -> Option<Summary> {
     Summary::of(group.runs.iter().filter_map(|r| r.exits.as_ref()).map(|e| e.total as f64))
 }
+fn emulated(group: &Group) -> Option<Summary> {
+    Summary::of(group.runs.iter().filter_map(|r| r.emulated_instructions).map(|n| n as f64))
+}
 fn overhead_mib(group: &Group) -> Option<Summary> {
     Summary::of(group.runs.iter().filter_map(|r| r.overhead_bytes).map(|b| b as f64 / MIB))
 }
@@ -85,18 +88,19 @@ pub(crate) fn footer(report: &BenchReport) -> String {
 /// `bench boot`: one row per VMM.
 pub fn boot_table(report: &BenchReport) -> String {
     let mut text = String::from(
-        "| VMM | runs | boot-complete (s) min / median / max | exit (s) min / median / max | exits per boot (median) | VMM overhead (MiB) min / median / max |\n\
-         |---|---|---|---|---|---|\n",
+        "| VMM | runs | boot-complete (s) min / median / max | exit (s) min / median / max | exits per boot (median) | instructions KVM emulated (median) | VMM overhead (MiB) min / median / max |\n\
+         |---|---|---|---|---|---|---|\n",
     );
     for group in &report.groups {
         let _ = writeln!(
             text,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             group.name,
             group.runs.len(),
             spread(ready(group), 2),
             spread(exit(group), 2),
             median(exits(group), 0),
+            median(emulated(group), 0),
             spread(overhead_mib(group), 2),
         );
     }
@@ -109,18 +113,20 @@ pub fn exits_table(report: &BenchReport) -> String {
         return footer(report);
     };
     let mut text = String::from(
-        "| experiment | switch | runs | exits per boot (median) | vs baseline | boot-complete (s, median) | vs baseline |\n\
-         |---|---|---|---|---|---|---|\n",
+        "| experiment | switch | runs | exits per boot (median) | vs baseline | instructions KVM emulated (median) | vs baseline | boot-complete (s, median) | vs baseline |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
     );
     for group in &report.groups {
         let switch = if group.switch.is_empty() { "(none)".to_string() } else { format!("`{}`", group.switch) };
         let _ = writeln!(
             text,
-            "| {} | {switch} | {} | {} | {} | {} | {} |",
+            "| {} | {switch} | {} | {} | {} | {} | {} | {} | {} |",
             group.name,
             group.runs.len(),
             median(exits(group), 0),
             factor(exits(baseline), exits(group)),
+            median(emulated(group), 0),
+            factor(emulated(baseline), emulated(group)),
             median(ready(group), 1),
             factor(ready(baseline), ready(group)),
         );
@@ -198,6 +204,7 @@ pub(crate) mod tests {
                 by_reason: [("io_out".to_string(), total - mmio), ("mmio_read".to_string(), mmio)].into(),
                 top_functions: vec![FunctionExits { function: "pcibios_irq_init".into(), exits: mmio }],
             }),
+            emulated_instructions: Some(total * 1000),
             overhead_bytes: Some(overhead_mib << 20),
             overhead_source: Some("stats JSON".into()),
             failure: None,
@@ -232,11 +239,11 @@ pub(crate) mod tests {
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(
             lines[2],
-            "| minivirt stage08 | 3 | 80.00 / 90.00 / 100.00 | 81.00 / 91.00 / 101.00 | 1100 | 2.00 / 2.00 / 3.00 |"
+            "| minivirt stage08 | 3 | 80.00 / 90.00 / 100.00 | 81.00 / 91.00 / 101.00 | 1100 | 1100000 | 2.00 / 2.00 / 3.00 |"
         );
         assert_eq!(
             lines[3],
-            "| QEMU 7.2.0 (TCG) | 1 | 2.50 / 2.50 / 2.50 | 2.75 / 2.75 / 2.75 | – | 40.00 / 40.00 / 40.00 |"
+            "| QEMU 7.2.0 (TCG) | 1 | 2.50 / 2.50 / 2.50 | 2.75 / 2.75 / 2.75 | – | – | 40.00 / 40.00 / 40.00 |"
         );
         assert!(table.contains("- QEMU 7.2.0 (TCG): KVM stopped on the kernel's int3"), "{table}");
     }
@@ -275,8 +282,8 @@ pub(crate) mod tests {
             ..Default::default()
         });
         let table = exits_table(&report);
-        assert!(table.contains("| baseline | (none) | 1 | 1000 | ×1.00 | 80.0 | ×1.00 |"), "{table}");
-        assert!(table.contains("| quiet | `quiet` | 1 | 250 | ×0.25 | 60.0 | ×0.75 |"), "{table}");
+        assert!(table.contains("| baseline | (none) | 1 | 1000 | ×1.00 | 1000000 | ×1.00 | 80.0 | ×1.00 |"), "{table}");
+        assert!(table.contains("| quiet | `quiet` | 1 | 250 | ×0.25 | 250000 | ×0.25 | 60.0 | ×0.75 |"), "{table}");
         assert!(
             table.contains(
                 "| reason | baseline | quiet |\n|---|---|---|\n| io_out | 200 | 50 |\n| mmio_read | 800 | 200 |"

@@ -167,6 +167,8 @@ pub fn apply_stats(run: &mut BootRun, stats: &Value) {
         .filter(|e| e["event"] == "boot_complete")
         .find_map(|e| e["since_start_ns"].as_u64())
         .map(|ns| ns as f64 / 1e9);
+    let counters = stats["kvm"]["counters"].as_array().into_iter().flatten();
+    run.emulated_instructions = counters.filter(|c| c["name"] == "insn_emulation").find_map(|c| c["value"].as_u64());
     if let Some(overhead) = stats["memory"]["overhead_bytes"].as_u64() {
         run.overhead_bytes = Some(overhead);
         run.overhead_source =
@@ -202,6 +204,7 @@ mod tests {
                 "hot_spots": {"functions": [{"function": "serial8250_tx_chars", "exits": 7}]},
                 "timeline": {"events": [{"event": "first_instruction", "since_start_ns": 1000},
                                         {"event": "boot_complete", "since_start_ns": 81500000000}]},
+                "kvm": {"offered": true, "counters": [{"name": "exits", "value": 40}, {"name": "insn_emulation", "value": 24138749}]},
                 "memory": {"vmm_rss_bytes": 300, "guest_rss_bytes": 100, "overhead_bytes": 200}}"#,
         )
         .unwrap();
@@ -212,6 +215,15 @@ mod tests {
         assert_eq!(exits.top_functions, [FunctionExits { function: "serial8250_tx_chars".into(), exits: 7 }]);
         assert_eq!(run.boot_timer_s, Some(81.5));
         assert_eq!(run.overhead_bytes, Some(200));
+        assert_eq!(run.emulated_instructions, Some(24_138_749));
+    }
+
+    #[test]
+    fn a_host_without_kvm_counters_gives_no_instruction_count() {
+        let stats: Value = serde_json::from_str(r#"{"kvm": {"offered": false, "counters": []}}"#).unwrap();
+        let mut run = BootRun::default();
+        apply_stats(&mut run, &stats);
+        assert_eq!(run.emulated_instructions, None);
     }
 
     #[test]

@@ -19,6 +19,11 @@ pub struct BootRun {
     pub boot_timer_s: Option<f64>,
     /// Exits that reached the VMM (user space), if the VMM counts them.
     pub exits: Option<ExitCounts>,
+    /// Guest instructions KVM emulated during the run (its `insn_emulation` counter, from stage
+    /// 8's statistics), where the host offers the counter. On hosts that emulate guest kernel
+    /// code (this course's nested KVM) this is the boot's work, and unlike the times it does not
+    /// change with the machine's load.
+    pub emulated_instructions: Option<u64>,
     /// The VMM's own memory in bytes: resident set minus the guest RAM mapping's resident set.
     pub overhead_bytes: Option<u64>,
     /// Where `overhead_bytes` comes from and when it was taken.

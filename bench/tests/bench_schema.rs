@@ -32,6 +32,7 @@ fn measured_run() -> BootRun {
             by_reason: [("io_out".to_string(), 21_345), ("mmio_read".to_string(), 65_667)].into(),
             top_functions: vec![FunctionExits { function: "pcibios_irq_init".into(), exits: 65_000 }],
         }),
+        emulated_instructions: Some(24_138_749),
         overhead_bytes: Some(2 << 20),
         overhead_source: Some("stage 8's --stats-json".into()),
         failure: None,
