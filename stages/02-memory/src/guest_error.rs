@@ -11,14 +11,18 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 /// How many guest errors are printed before the rest are only counted.
 pub const SHOWN_ERRORS: u64 = 20;
 
 static GUEST_ERRORS: AtomicU64 = AtomicU64::new(0);
+/// The count per source, in the order the sources first reported (a handful of devices).
+static BY_SOURCE: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
 
 /// Reports one guest error from `source` (a device or subsystem name).
 pub fn report(source: &str, message: fmt::Arguments<'_>) {
+    count_for(source);
     let seen = GUEST_ERRORS.fetch_add(1, Ordering::Relaxed) + 1;
     if seen <= SHOWN_ERRORS {
         eprintln!("[minivirt] guest error: {source}: {message}");
@@ -31,6 +35,28 @@ pub fn report(source: &str, message: fmt::Arguments<'_>) {
 /// How many guest errors have been reported so far.
 pub fn count() -> u64 {
     GUEST_ERRORS.load(Ordering::Relaxed)
+}
+
+fn count_for(source: &str) {
+    // A panic elsewhere while the lock was held leaves the counts usable.
+    let mut sources = BY_SOURCE.lock().unwrap_or_else(PoisonError::into_inner);
+    match sources.iter_mut().find(|(name, _)| name == source) {
+        Some((_, n)) => *n += 1,
+        None => sources.push((source.to_string(), 1)),
+    }
+}
+
+/// The guest errors so far in one line for the VMM's exit, `None` if there were none:
+/// `12345 guest errors (virtio-blk 12000, pci 340, edu 5); the first 20 were shown`.
+pub fn summary() -> Option<String> {
+    let total = count();
+    if total == 0 {
+        return None;
+    }
+    let sources = BY_SOURCE.lock().unwrap_or_else(PoisonError::into_inner);
+    let parts: Vec<String> = sources.iter().map(|(name, n)| format!("{name} {n}")).collect();
+    let shown = if total > SHOWN_ERRORS { format!("; the first {SHOWN_ERRORS} were shown") } else { String::new() };
+    Some(format!("{total} guest errors ({}){shown}", parts.join(", ")))
 }
 
 /// Reports a guest error: `guest_error!("virtio-blk", "descriptor {} out of range", i)`.
@@ -107,5 +133,17 @@ mod tests {
         crate::guest_error!("test", "two");
         assert!(count() >= before + 2);
         assert_eq!(errors.count(), 1, "the log holds only its own device's errors");
+    }
+
+    #[test]
+    fn the_summary_counts_each_source() {
+        // Other tests report in parallel under other names; this one's sources are its own.
+        for _ in 0..3 {
+            crate::guest_error!("summary-test-a", "bad");
+        }
+        crate::guest_error!("summary-test-b", "worse");
+        let line = summary().unwrap();
+        assert!(line.contains("summary-test-a 3") && line.contains("summary-test-b 1"), "{line}");
+        assert!(line.contains(" guest errors ("), "{line}");
     }
 }

@@ -252,6 +252,10 @@ impl Machine {
             counts.io.load(Ordering::Relaxed),
             counts.mmio.load(Ordering::Relaxed),
         );
+        // The devices printed only the first few; how many each reported in all.
+        if let Some(errors) = stage02::guest_error::summary() {
+            eprintln!("{}: {errors}", self.program);
+        }
         if let Some(fixup) = &self.syscall_fixup {
             eprintln!(
                 "{}: host workarounds: {}, {} syscalls completed",
