@@ -15,6 +15,7 @@
 //!   <https://docs.oasis-open.org/virtio/virtio/v1.2/cs01/virtio-v1.2-cs01.html>.
 
 use crate::virtio::block::{open_disk, VirtioBlock, VirtioBlockError, SECTOR_SIZE};
+use crate::virtio::driver::{write_desc, DriverQueue};
 use crate::virtio::mmio::{MmioError, VirtioDevice};
 use crate::virtio::queue::{
     Queue, QueueError, DESCRIPTOR_SIZE, VIRTIO_RING_F_INDIRECT_DESC, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT,
@@ -78,68 +79,17 @@ pub fn run(demo: Demo) -> Result<(), DemoError> {
     }
 }
 
-/// The driver's side of one queue: where its areas are, and how many heads it published.
-struct DriverSide {
-    desc_table: u64,
-    avail_ring: u64,
-    used_ring: u64,
-    avail_idx: u16,
-}
-
-impl DriverSide {
-    fn at(base: u64) -> Self {
-        DriverSide { desc_table: base, avail_ring: base + 0x1000, used_ring: base + 0x2000, avail_idx: 0 }
-    }
-
-    /// A device-side queue on these areas, enabled with indirect descriptors negotiated.
-    fn device_queue(&self, mem: &GuestMemory) -> Result<Queue, DemoError> {
-        let mut queue = Queue::new(QUEUE_SIZE);
-        queue.set_size(QUEUE_SIZE);
-        queue.set_desc_table(GuestAddress(self.desc_table));
-        queue.set_avail_ring(GuestAddress(self.avail_ring));
-        queue.set_used_ring(GuestAddress(self.used_ring));
-        queue.enable(mem, 1 << VIRTIO_RING_F_INDIRECT_DESC)?;
-        Ok(queue)
-    }
-
-    /// Puts `head` in the next available ring slot and bumps `avail.idx`.
-    fn publish(&mut self, mem: &GuestMemory, head: u16) -> Result<(), DemoError> {
-        let slot = u64::from(self.avail_idx % QUEUE_SIZE);
-        mem.write_obj(GuestAddress(self.avail_ring + 4 + 2 * slot), head)?;
-        self.avail_idx = self.avail_idx.wrapping_add(1);
-        mem.write_obj(GuestAddress(self.avail_ring + 2), self.avail_idx)?;
-        Ok(())
-    }
-
-    /// The used ring entry `n`: `(id, len)`.
-    fn used(&self, mem: &GuestMemory, n: u16) -> Result<(u32, u32), DemoError> {
-        let at = self.used_ring + 4 + 8 * u64::from(n % QUEUE_SIZE);
-        Ok((mem.read_obj(GuestAddress(at))?, mem.read_obj(GuestAddress(at + 4))?))
-    }
-}
-
-/// Writes descriptor `index` of the table at `table`.
-fn desc(
-    mem: &GuestMemory,
-    table: u64,
-    index: u16,
-    addr: u64,
-    len: u32,
-    flags: u16,
-    next: u16,
-) -> Result<(), DemoError> {
-    let at = table + u64::from(index) * DESCRIPTOR_SIZE;
-    mem.write_obj(GuestAddress(at), addr)?;
-    mem.write_obj(GuestAddress(at + 8), len)?;
-    mem.write_obj(GuestAddress(at + 12), flags)?;
-    mem.write_obj(GuestAddress(at + 14), next)?;
-    Ok(())
+/// A device-side queue on the driver's areas, enabled with indirect descriptors negotiated.
+fn enabled_queue(driver: &DriverQueue, mem: &GuestMemory) -> Result<Queue, DemoError> {
+    let mut queue = driver.device_queue(QUEUE_SIZE);
+    queue.enable(mem, 1 << VIRTIO_RING_F_INDIRECT_DESC)?;
+    Ok(queue)
 }
 
 /// Part one: chains, each published and popped, and what the device made of it.
 fn chains(mem: &GuestMemory) -> Result<(), DemoError> {
-    let mut driver = DriverSide::at(0x1000);
-    let mut queue = driver.device_queue(mem)?;
+    let mut driver = DriverQueue::at(0x1000, QUEUE_SIZE);
+    let mut queue = enabled_queue(&driver, mem)?;
     let t = driver.desc_table;
     // Indirect tables live at 0x8000 and up; data buffers at 0x10000 and up.
     let cases: [(&str, &str, u16); 11] = [
@@ -155,32 +105,32 @@ fn chains(mem: &GuestMemory) -> Result<(), DemoError> {
         ("nested-indirect", "an indirect table whose entry points at another table", 12),
         ("indirect-last-entry", "an indirect table of 3 used to its last entry", 13),
     ];
-    desc(mem, t, 0, 0x8000, 3 * DESCRIPTOR_SIZE as u32, INDIRECT, 0)?;
-    desc(mem, 0x8000, 0, 0x10000, 16, NEXT, 1)?;
-    desc(mem, 0x8000, 1, 0x10100, 512, NEXT | WRITE, 2)?;
-    desc(mem, 0x8000, 2, 0x10400, 1, WRITE, 0)?;
-    desc(mem, t, 1, 0x11000, 16, NEXT, 2)?;
-    desc(mem, t, 2, 0x11100, 512, NEXT, 3)?;
-    desc(mem, t, 3, 0x11400, 1, WRITE, 0)?;
-    desc(mem, t, 4, RAM_SIZE - 0x100, 0x100, WRITE, 0)?;
-    desc(mem, t, 5, 0x12000, 16, NEXT, 6)?;
-    desc(mem, t, 6, 0x12100, 16, NEXT, 5)?;
-    desc(mem, t, 7, RAM_SIZE - 0x100, 0x101, WRITE, 0)?;
-    desc(mem, t, 8, 0x13000, 16, NEXT | WRITE, 9)?;
-    desc(mem, t, 9, 0x13100, 16, 0, 0)?;
-    desc(mem, t, 10, 0x14000, 16, NEXT, QUEUE_SIZE)?;
+    write_desc(mem, t, 0, 0x8000, 3 * DESCRIPTOR_SIZE as u32, INDIRECT, 0)?;
+    write_desc(mem, 0x8000, 0, 0x10000, 16, NEXT, 1)?;
+    write_desc(mem, 0x8000, 1, 0x10100, 512, NEXT | WRITE, 2)?;
+    write_desc(mem, 0x8000, 2, 0x10400, 1, WRITE, 0)?;
+    write_desc(mem, t, 1, 0x11000, 16, NEXT, 2)?;
+    write_desc(mem, t, 2, 0x11100, 512, NEXT, 3)?;
+    write_desc(mem, t, 3, 0x11400, 1, WRITE, 0)?;
+    write_desc(mem, t, 4, RAM_SIZE - 0x100, 0x100, WRITE, 0)?;
+    write_desc(mem, t, 5, 0x12000, 16, NEXT, 6)?;
+    write_desc(mem, t, 6, 0x12100, 16, NEXT, 5)?;
+    write_desc(mem, t, 7, RAM_SIZE - 0x100, 0x101, WRITE, 0)?;
+    write_desc(mem, t, 8, 0x13000, 16, NEXT | WRITE, 9)?;
+    write_desc(mem, t, 9, 0x13100, 16, 0, 0)?;
+    write_desc(mem, t, 10, 0x14000, 16, NEXT, QUEUE_SIZE)?;
     // The descriptors right after each table stay zero: a walk that reads them by mistake
     // finds an empty readable buffer and shows it.
-    desc(mem, t, 11, 0x8100, 3 * DESCRIPTOR_SIZE as u32, INDIRECT, 0)?;
-    desc(mem, 0x8100, 0, 0x15000, 16, NEXT, 1)?;
-    desc(mem, 0x8100, 1, 0x15100, 16, NEXT, 2)?;
-    desc(mem, 0x8100, 2, 0x15200, 16, NEXT, 3)?;
-    desc(mem, t, 12, 0x8200, DESCRIPTOR_SIZE as u32, INDIRECT, 0)?;
-    desc(mem, 0x8200, 0, 0x8000, 3 * DESCRIPTOR_SIZE as u32, INDIRECT, 0)?;
-    desc(mem, t, 13, 0x8300, 3 * DESCRIPTOR_SIZE as u32, INDIRECT, 0)?;
-    desc(mem, 0x8300, 0, 0x16000, 16, NEXT, 2)?;
-    desc(mem, 0x8300, 2, 0x16100, 16, NEXT, 1)?;
-    desc(mem, 0x8300, 1, 0x16200, 4, WRITE, 0)?;
+    write_desc(mem, t, 11, 0x8100, 3 * DESCRIPTOR_SIZE as u32, INDIRECT, 0)?;
+    write_desc(mem, 0x8100, 0, 0x15000, 16, NEXT, 1)?;
+    write_desc(mem, 0x8100, 1, 0x15100, 16, NEXT, 2)?;
+    write_desc(mem, 0x8100, 2, 0x15200, 16, NEXT, 3)?;
+    write_desc(mem, t, 12, 0x8200, DESCRIPTOR_SIZE as u32, INDIRECT, 0)?;
+    write_desc(mem, 0x8200, 0, 0x8000, 3 * DESCRIPTOR_SIZE as u32, INDIRECT, 0)?;
+    write_desc(mem, t, 13, 0x8300, 3 * DESCRIPTOR_SIZE as u32, INDIRECT, 0)?;
+    write_desc(mem, 0x8300, 0, 0x16000, 16, NEXT, 2)?;
+    write_desc(mem, 0x8300, 2, 0x16100, 16, NEXT, 1)?;
+    write_desc(mem, 0x8300, 1, 0x16200, 4, WRITE, 0)?;
 
     for (name, what, head) in cases {
         println!("# {name}: {what}");
@@ -223,8 +173,8 @@ fn block_requests(mem: &GuestMemory) -> Result<(), DemoError> {
     let _ = std::fs::remove_file(&path);
     let mut block = VirtioBlock::new(disk?);
 
-    let mut driver = DriverSide::at(0x20000);
-    let mut queues = [driver.device_queue(mem)?];
+    let mut driver = DriverQueue::at(0x20000, QUEUE_SIZE);
+    let mut queues = [enabled_queue(&driver, mem)?];
     block.activate(1 << VIRTIO_RING_F_INDIRECT_DESC, &queues)?;
     println!("# virtio-blk: a disk of {} sectors, sector k filled with 'A' + k", block.disk().capacity());
     let requests = [
@@ -237,7 +187,6 @@ fn block_requests(mem: &GuestMemory) -> Result<(), DemoError> {
         Request { name: "discard", request_type: 11, sector: 0, out_data: vec![], in_len: 0 },
     ];
     let (header_at, out_at, in_at, status_at) = (0x30000u64, 0x31000u64, 0x32000u64, 0x33000u64);
-    let t = driver.desc_table;
     for (n, request) in requests.iter().enumerate() {
         // The status byte starts as 0xff, which no status is, so an unwritten one shows.
         mem.write_obj(GuestAddress(status_at), 0xffu8)?;
@@ -247,21 +196,19 @@ fn block_requests(mem: &GuestMemory) -> Result<(), DemoError> {
         header[8..].copy_from_slice(&request.sector.to_le_bytes());
         mem.write(GuestAddress(header_at), &header)?;
         mem.write(GuestAddress(out_at), &request.out_data)?;
-        let mut buffers = vec![(header_at, 16, 0)];
+        // (address, length, device-writable): header, data out, data in, status
+        let mut buffers = vec![(header_at, 16, false)];
         if !request.out_data.is_empty() {
-            buffers.push((out_at, request.out_data.len() as u32, 0));
+            buffers.push((out_at, request.out_data.len() as u32, false));
         }
         if request.in_len > 0 {
-            buffers.push((in_at, request.in_len, WRITE));
+            buffers.push((in_at, request.in_len, true));
         }
-        buffers.push((status_at, 1, WRITE));
-        for (i, &(addr, len, flags)) in buffers.iter().enumerate() {
-            let last = i + 1 == buffers.len();
-            desc(mem, t, i as u16, addr, len, if last { flags } else { flags | NEXT }, i as u16 + 1)?;
-        }
-        driver.publish(mem, 0)?;
+        buffers.push((status_at, 1, true));
+        let head = driver.add_chain(mem, 0, &buffers)?;
+        driver.publish(mem, head)?;
         block.process_queue(0, &mut queues, mem)?;
-        let (id, used_len) = driver.used(mem, n as u16)?;
+        let (id, used_len) = driver.used_elem(mem, n as u16)?;
         let status: u8 = mem.read_obj(GuestAddress(status_at))?;
         let mut data = vec![0u8; request.in_len as usize];
         mem.read(GuestAddress(in_at), &mut data)?;

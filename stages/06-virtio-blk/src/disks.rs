@@ -223,12 +223,12 @@ mod tests {
         mem.write_obj(GuestAddress(header), VIRTIO_BLK_T_IN).unwrap();
         mem.write_obj(GuestAddress(header + 8), 3u64).unwrap();
         mem.write_obj(GuestAddress(status), 0xffu8).unwrap();
-        let head = driver.add_chain(mem, 0, &[(header, 16, false), (data, 512, true), (status, 1, true)]);
-        driver.publish(mem, head);
+        let head = driver.add_chain(mem, 0, &[(header, 16, false), (data, 512, true), (status, 1, true)]).unwrap();
+        driver.publish(mem, head).unwrap();
         write32(&mut window, QUEUE_NOTIFY_OFFSET, 0);
 
         // Served on this thread before the write returned: no I/O thread is involved.
-        assert_eq!(driver.used_idx(mem), 1);
+        assert_eq!(driver.used_idx(mem).unwrap(), 1);
         assert_eq!(mem.read_obj::<u8>(GuestAddress(status)).unwrap(), VIRTIO_BLK_S_OK);
         let mut read = [0u8; 512];
         mem.read(GuestAddress(data), &mut read).unwrap();

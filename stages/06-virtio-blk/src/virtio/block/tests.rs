@@ -103,11 +103,11 @@ impl Harness {
     /// Publishes the chain at `head`, notifies, takes the interrupt; returns the used
     /// element's length.
     fn submit(&mut self, head: u16) -> u32 {
-        self.driver.publish(&self.mem, head);
+        self.driver.publish(&self.mem, head).unwrap();
         write32(&mut self.transport, QUEUE_NOTIFY_OFFSET, 0);
         assert_eq!(take_interrupt(&mut self.transport), INTERRUPT_USED_BUFFER);
-        assert_eq!(self.driver.used_idx(&self.mem), self.used_seen.wrapping_add(1));
-        let (id, len) = self.driver.used_elem(&self.mem, self.used_seen);
+        assert_eq!(self.driver.used_idx(&self.mem).unwrap(), self.used_seen.wrapping_add(1));
+        let (id, len) = self.driver.used_elem(&self.mem, self.used_seen).unwrap();
         self.used_seen = self.used_seen.wrapping_add(1);
         assert_eq!(id, u32::from(head));
         len
@@ -120,7 +120,7 @@ impl Harness {
         let mut buffers = vec![(HEADER, 16, false)];
         buffers.extend(data.iter().map(|&(addr, len)| (addr, len, device_writes)));
         buffers.push((STATUS, 1, true));
-        let head = self.driver.add_chain(&self.mem, 0, &buffers);
+        let head = self.driver.add_chain(&self.mem, 0, &buffers).unwrap();
         let len = self.submit(head);
         (self.status(), len)
     }
@@ -180,11 +180,11 @@ fn test_request_through_indirect_table() {
     let mut h = Harness::new(&patterned(4), false);
     h.write_header(VIRTIO_BLK_T_IN, 1);
     let table = 0x8000;
-    write_desc(&h.mem, table, 0, HEADER, 16, VIRTQ_DESC_F_NEXT, 1);
-    write_desc(&h.mem, table, 1, DATA, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 2);
-    write_desc(&h.mem, table, 2, DATA + 512, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 3);
-    write_desc(&h.mem, table, 3, STATUS, 1, VIRTQ_DESC_F_WRITE, 0);
-    h.driver.set_desc(&h.mem, 7, table, 4 * 16, VIRTQ_DESC_F_INDIRECT, 0);
+    write_desc(&h.mem, table, 0, HEADER, 16, VIRTQ_DESC_F_NEXT, 1).unwrap();
+    write_desc(&h.mem, table, 1, DATA, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 2).unwrap();
+    write_desc(&h.mem, table, 2, DATA + 512, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 3).unwrap();
+    write_desc(&h.mem, table, 3, STATUS, 1, VIRTQ_DESC_F_WRITE, 0).unwrap();
+    h.driver.set_desc(&h.mem, 7, table, 4 * 16, VIRTQ_DESC_F_INDIRECT, 0).unwrap();
     assert_eq!(h.submit(7), 1025);
     assert_eq!(h.status(), VIRTIO_BLK_S_OK);
     assert_eq!(h.guest_bytes(DATA, 1024), [[1u8; 512], [2; 512]].concat());
@@ -195,7 +195,8 @@ fn test_any_descriptor_layout_is_accepted() {
     // Header split in two, data and status in one writable buffer (§2.7.4).
     let mut h = Harness::new(&patterned(4), false);
     h.write_header(VIRTIO_BLK_T_IN, 3);
-    let head = h.driver.add_chain(&h.mem, 10, &[(HEADER, 5, false), (HEADER + 5, 11, false), (DATA, 513, true)]);
+    let head =
+        h.driver.add_chain(&h.mem, 10, &[(HEADER, 5, false), (HEADER + 5, 11, false), (DATA, 513, true)]).unwrap();
     assert_eq!(h.submit(head), 513);
     assert_eq!(h.guest_bytes(DATA, 512), [3; 512]);
     assert_eq!(h.guest_bytes(DATA + 512, 1), [VIRTIO_BLK_S_OK]);
@@ -282,13 +283,13 @@ fn test_unknown_request_types_are_unsupported() {
 fn test_short_header_and_missing_status() {
     let mut h = Harness::new(&patterned(1), false);
     h.write_header(VIRTIO_BLK_T_IN, 0);
-    let head = h.driver.add_chain(&h.mem, 0, &[(HEADER, 8, false), (STATUS, 1, true)]);
+    let head = h.driver.add_chain(&h.mem, 0, &[(HEADER, 8, false), (STATUS, 1, true)]).unwrap();
     assert_eq!(h.submit(head), 1);
     assert_eq!(h.status(), VIRTIO_BLK_S_IOERR);
     // No writable byte: the chain comes back with nothing written.
-    let head = h.driver.add_chain(&h.mem, 0, &[(HEADER, 16, false), (DATA, 512, false)]);
+    let head = h.driver.add_chain(&h.mem, 0, &[(HEADER, 16, false), (DATA, 512, false)]).unwrap();
     assert_eq!(h.submit(head), 0);
-    let head = h.driver.add_chain(&h.mem, 0, &[(HEADER, 16, false), (DATA, 0, true)]);
+    let head = h.driver.add_chain(&h.mem, 0, &[(HEADER, 16, false), (DATA, 0, true)]).unwrap();
     assert_eq!(h.submit(head), 0);
 }
 
@@ -305,38 +306,39 @@ fn test_device_survives_malformed_chains() {
     let errors_before = stage02::guest_error::count();
 
     // A looping chain comes back unused.
-    h.driver.set_desc(&h.mem, 20, HEADER, 16, VIRTQ_DESC_F_NEXT, 21);
-    h.driver.set_desc(&h.mem, 21, DATA, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 20);
+    h.driver.set_desc(&h.mem, 20, HEADER, 16, VIRTQ_DESC_F_NEXT, 21).unwrap();
+    h.driver.set_desc(&h.mem, 21, DATA, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 20).unwrap();
     assert_eq!(h.submit(20), 0);
     check_next_request_works(&mut h);
 
     // A chain longer than the queue: 256 descriptors, then one more through the last.
     for i in 0..QUEUE_SIZE {
-        h.driver.set_desc(&h.mem, i, DATA, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, (i + 1) % QUEUE_SIZE);
+        h.driver.set_desc(&h.mem, i, DATA, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, (i + 1) % QUEUE_SIZE).unwrap();
     }
     assert_eq!(h.submit(0), 0);
     check_next_request_works(&mut h);
 
     // A buffer outside RAM.
     h.write_header(VIRTIO_BLK_T_IN, 0);
-    let head = h.driver.add_chain(&h.mem, 30, &[(HEADER, 16, false), (0x5_0000, 512, true), (STATUS, 1, true)]);
+    let head =
+        h.driver.add_chain(&h.mem, 30, &[(HEADER, 16, false), (0x5_0000, 512, true), (STATUS, 1, true)]).unwrap();
     assert_eq!(h.submit(head), 0);
     assert_eq!(h.status(), 0xff, "nothing written");
     check_next_request_works(&mut h);
 
     // A head index out of range: consumed, nothing to give back.
-    h.driver.publish(&h.mem, QUEUE_SIZE);
+    h.driver.publish(&h.mem, QUEUE_SIZE).unwrap();
     write32(&mut h.transport, QUEUE_NOTIFY_OFFSET, 0);
-    assert_eq!(h.driver.used_idx(&h.mem), h.used_seen);
+    assert_eq!(h.driver.used_idx(&h.mem).unwrap(), h.used_seen);
     check_next_request_works(&mut h);
 
     // avail.idx jumping by more than the queue size: nothing consumed, then the driver
     // (here, the test) puts it right and the queue goes on.
     let honest = h.driver.avail_idx;
-    h.driver.set_avail_idx(&h.mem, honest.wrapping_add(QUEUE_SIZE + 1));
+    h.driver.set_avail_idx(&h.mem, honest.wrapping_add(QUEUE_SIZE + 1)).unwrap();
     write32(&mut h.transport, QUEUE_NOTIFY_OFFSET, 0);
-    assert_eq!(h.driver.used_idx(&h.mem), h.used_seen);
-    h.driver.set_avail_idx(&h.mem, honest);
+    assert_eq!(h.driver.used_idx(&h.mem).unwrap(), h.used_seen);
+    h.driver.set_avail_idx(&h.mem, honest).unwrap();
     check_next_request_works(&mut h);
 
     assert!(stage02::guest_error::count() >= errors_before + 5);
@@ -351,12 +353,14 @@ fn test_requests_processed_in_one_notification() {
         h.mem.write_obj(GuestAddress(sector_header + 8), u64::from(i)).unwrap();
         let data = DATA + 0x200 * u64::from(i);
         let status = STATUS + u64::from(i);
-        let head =
-            h.driver.add_chain(&h.mem, 3 * i, &[(sector_header, 16, false), (data, 512, true), (status, 1, true)]);
-        h.driver.publish(&h.mem, head);
+        let head = h
+            .driver
+            .add_chain(&h.mem, 3 * i, &[(sector_header, 16, false), (data, 512, true), (status, 1, true)])
+            .unwrap();
+        h.driver.publish(&h.mem, head).unwrap();
     }
     write32(&mut h.transport, QUEUE_NOTIFY_OFFSET, 0);
-    assert_eq!(h.driver.used_idx(&h.mem), 3);
+    assert_eq!(h.driver.used_idx(&h.mem).unwrap(), 3);
     assert_eq!(h.trigger.count(), 1, "one interrupt for the batch");
     assert_eq!(h.guest_bytes(DATA, 1536), patterned(3));
     assert_eq!(h.guest_bytes(STATUS, 3), [VIRTIO_BLK_S_OK; 3]);
@@ -559,12 +563,12 @@ fn test_wiring_on_the_mmio_bus() {
     driver_ok(&mut guest);
     mem.write_obj(GuestAddress(HEADER), VIRTIO_BLK_T_IN).unwrap();
     mem.write_obj(GuestAddress(HEADER + 8), 3u64).unwrap();
-    let head = driver.add_chain(&mem, 0, &[(HEADER, 16, false), (DATA, 512, true), (STATUS, 1, true)]);
-    driver.publish(&mem, head);
+    let head = driver.add_chain(&mem, 0, &[(HEADER, 16, false), (DATA, 512, true), (STATUS, 1, true)]).unwrap();
+    driver.publish(&mem, head).unwrap();
     write32(&mut guest, QUEUE_NOTIFY_OFFSET, 0);
     assert_eq!(irq.read().unwrap(), 1, "one interrupt through the eventfd");
     assert_eq!(take_interrupt(&mut guest), INTERRUPT_USED_BUFFER);
-    assert_eq!(driver.used_elem(&mem, 0), (0, 513));
+    assert_eq!(driver.used_elem(&mem, 0).unwrap(), (0, 513));
     // An event loop holding the same transport (the ioeventfd path) sees the same device.
     assert_eq!(transport.lock().unwrap().queues()[0].next_used(), 1);
 }
@@ -615,7 +619,7 @@ fn random_descriptors(rng: &mut Rng, mem: &GuestMemory, desc: u64, avail: u64, s
             write_random_header(rng, mem, buffer);
         }
         let (len, flags, next) = (rng.len(), rng.below(8) as u16, rng.below(u64::from(size) + 2) as u16);
-        write_desc(mem, desc, i, buffer, len, flags, next);
+        write_desc(mem, desc, i, buffer, len, flags, next).unwrap();
     }
     mem.write_obj(GuestAddress(avail), rng.below(2) as u16).unwrap();
     mem.write_obj(GuestAddress(avail + 2), rng.below(u64::from(size) + 3) as u16).unwrap();
@@ -664,19 +668,19 @@ fn driver_like_requests(rng: &mut Rng, mem: &GuestMemory, desc: u64, avail: u64,
         if rng.chance(30) {
             let table = rng.below(0x3_f000) & !15;
             for (i, &(addr, len, write)) in buffers.iter().enumerate() {
-                write_desc(mem, table, i as u16, addr, len, flags(i, write), i as u16 + 1);
+                write_desc(mem, table, i as u16, addr, len, flags(i, write), i as u16 + 1).unwrap();
             }
             if free >= size {
                 break;
             }
-            write_desc(mem, desc, free, table, 16 * buffers.len() as u32, VIRTQ_DESC_F_INDIRECT, 0);
+            write_desc(mem, desc, free, table, 16 * buffers.len() as u32, VIRTQ_DESC_F_INDIRECT, 0).unwrap();
             free += 1;
         } else {
             if usize::from(free) + buffers.len() > usize::from(size) {
                 break;
             }
             for (i, &(addr, len, write)) in buffers.iter().enumerate() {
-                write_desc(mem, desc, free, addr, len, flags(i, write), free + 1);
+                write_desc(mem, desc, free, addr, len, flags(i, write), free + 1).unwrap();
                 free += 1;
             }
         }
@@ -780,10 +784,10 @@ fn test_fuzz_arbitrary_guest_memory_and_registers() {
         driver_ok(&mut t);
         mem.write_obj(GuestAddress(HEADER), VIRTIO_BLK_T_IN).unwrap();
         mem.write_obj(GuestAddress(HEADER + 8), 9u64).unwrap();
-        let head = driver.add_chain(&mem, 0, &[(HEADER, 16, false), (DATA, 512, true), (STATUS, 1, true)]);
-        driver.publish(&mem, head);
+        let head = driver.add_chain(&mem, 0, &[(HEADER, 16, false), (DATA, 512, true), (STATUS, 1, true)]).unwrap();
+        driver.publish(&mem, head).unwrap();
         write32(&mut t, QUEUE_NOTIFY_OFFSET, 0);
-        assert_eq!(driver.used_elem(&mem, 0), (0, 513));
+        assert_eq!(driver.used_elem(&mem, 0).unwrap(), (0, 513));
         assert_eq!(mem.read_obj::<u8>(GuestAddress(STATUS)).unwrap(), VIRTIO_BLK_S_OK);
         let mut data = [0u8; 512];
         mem.read(GuestAddress(DATA), &mut data).unwrap();

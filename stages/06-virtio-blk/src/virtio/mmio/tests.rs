@@ -257,11 +257,11 @@ fn test_queue_ready_checks_the_areas() {
 #[test]
 fn test_notify_processes_the_queue_and_interrupts() {
     let (mut t, mem, trigger, mut driver) = running();
-    let head = driver.add_chain(&mem, 0, &[(0x8000, 16, false), (0x9000, 100, true)]);
-    driver.publish(&mem, head);
+    let head = driver.add_chain(&mem, 0, &[(0x8000, 16, false), (0x9000, 100, true)]).unwrap();
+    driver.publish(&mem, head).unwrap();
     write32(&mut t, QUEUE_NOTIFY_OFFSET, 0);
-    assert_eq!(driver.used_idx(&mem), 1);
-    assert_eq!(driver.used_elem(&mem, 0), (0, 100));
+    assert_eq!(driver.used_idx(&mem).unwrap(), 1);
+    assert_eq!(driver.used_elem(&mem, 0).unwrap(), (0, 100));
     assert_eq!(trigger.count(), 1);
     assert_eq!(read32(&mut t, INTERRUPT_STATUS_OFFSET), INTERRUPT_USED_BUFFER);
     write32(&mut t, INTERRUPT_ACK_OFFSET, INTERRUPT_USED_BUFFER);
@@ -274,11 +274,11 @@ fn test_notify_processes_the_queue_and_interrupts() {
 #[test]
 fn test_no_interrupt_when_the_driver_asks_for_none() {
     let (mut t, mem, trigger, mut driver) = running();
-    driver.set_avail_flags(&mem, crate::virtio::queue::VIRTQ_AVAIL_F_NO_INTERRUPT);
-    driver.add_chain(&mem, 0, &[(0x9000, 1, true)]);
-    driver.publish(&mem, 0);
+    driver.set_avail_flags(&mem, crate::virtio::queue::VIRTQ_AVAIL_F_NO_INTERRUPT).unwrap();
+    driver.add_chain(&mem, 0, &[(0x9000, 1, true)]).unwrap();
+    driver.publish(&mem, 0).unwrap();
     t.handle_notify(0);
-    assert_eq!(driver.used_idx(&mem), 1, "the buffer is used");
+    assert_eq!(driver.used_idx(&mem).unwrap(), 1, "the buffer is used");
     assert_eq!((trigger.count(), t.interrupt_status()), (0, 0), "but not announced");
 }
 
@@ -288,30 +288,30 @@ fn test_notify_is_ignored_before_driver_ok_and_for_bad_queues() {
     negotiate(&mut t, VERSION_1);
     let mut driver = DriverQueue::at(0x1000, 16);
     setup_queue(&mut t, 0, 16, driver.desc_table, driver.avail_ring, driver.used_ring);
-    driver.add_chain(&mem, 0, &[(0x9000, 1, true)]);
-    driver.publish(&mem, 0);
+    driver.add_chain(&mem, 0, &[(0x9000, 1, true)]).unwrap();
+    driver.publish(&mem, 0).unwrap();
     write32(&mut t, QUEUE_NOTIFY_OFFSET, 0);
-    assert_eq!((driver.used_idx(&mem), trigger.count()), (0, 0), "no buffer used before DRIVER_OK");
+    assert_eq!((driver.used_idx(&mem).unwrap(), trigger.count()), (0, 0), "no buffer used before DRIVER_OK");
     driver_ok(&mut t);
     for queue in [1, 2, 0x1_0000] {
         write32(&mut t, QUEUE_NOTIFY_OFFSET, queue);
     }
-    assert_eq!(driver.used_idx(&mem), 0, "queue 1 is not ready, 2 does not exist");
+    assert_eq!(driver.used_idx(&mem).unwrap(), 0, "queue 1 is not ready, 2 does not exist");
     write32(&mut t, QUEUE_NOTIFY_OFFSET, 0);
-    assert_eq!(driver.used_idx(&mem), 1);
+    assert_eq!(driver.used_idx(&mem).unwrap(), 1);
 }
 
 #[test]
 fn test_malformed_chain_is_returned_and_the_queue_goes_on() {
     let (mut t, mem, trigger, mut driver) = running();
-    driver.set_desc(&mem, 0, 0x9000, 16, crate::virtio::queue::VIRTQ_DESC_F_NEXT, 0);
-    driver.publish(&mem, 0);
-    driver.add_chain(&mem, 1, &[(0x9000, 7, true)]);
-    driver.publish(&mem, 1);
+    driver.set_desc(&mem, 0, 0x9000, 16, crate::virtio::queue::VIRTQ_DESC_F_NEXT, 0).unwrap();
+    driver.publish(&mem, 0).unwrap();
+    driver.add_chain(&mem, 1, &[(0x9000, 7, true)]).unwrap();
+    driver.publish(&mem, 1).unwrap();
     t.handle_notify(0);
-    assert_eq!(driver.used_idx(&mem), 2);
-    assert_eq!(driver.used_elem(&mem, 0), (0, 0), "the looping chain comes back unused");
-    assert_eq!(driver.used_elem(&mem, 1), (1, 7));
+    assert_eq!(driver.used_idx(&mem).unwrap(), 2);
+    assert_eq!(driver.used_elem(&mem, 0).unwrap(), (0, 0), "the looping chain comes back unused");
+    assert_eq!(driver.used_elem(&mem, 1).unwrap(), (1, 7));
     assert_eq!(trigger.count(), 1);
     assert_eq!(t.device_status() & STATUS_DEVICE_NEEDS_RESET, 0);
 }
@@ -320,8 +320,8 @@ fn test_malformed_chain_is_returned_and_the_queue_goes_on() {
 fn test_device_failure_sets_needs_reset_and_config_interrupt() {
     let (mut t, mem, trigger, mut driver) = running();
     t.device_mut().broken = true;
-    driver.add_chain(&mem, 0, &[(0x9000, 1, true)]);
-    driver.publish(&mem, 0);
+    driver.add_chain(&mem, 0, &[(0x9000, 1, true)]).unwrap();
+    driver.publish(&mem, 0).unwrap();
     write32(&mut t, QUEUE_NOTIFY_OFFSET, 0);
     assert_ne!(read32(&mut t, STATUS_OFFSET) & STATUS_DEVICE_NEEDS_RESET, 0);
     assert_eq!(take_interrupt(&mut t), INTERRUPT_CONFIG_CHANGE);
@@ -329,7 +329,7 @@ fn test_device_failure_sets_needs_reset_and_config_interrupt() {
     // The device stays stopped, even if it could work again, until the driver resets it.
     t.device_mut().broken = false;
     write32(&mut t, QUEUE_NOTIFY_OFFSET, 0);
-    assert_eq!(driver.used_idx(&mem), 0);
+    assert_eq!(driver.used_idx(&mem).unwrap(), 0);
     // A driver writing back the status it read does not clear DEVICE_NEEDS_RESET.
     let status = read32(&mut t, STATUS_OFFSET);
     write32(&mut t, STATUS_OFFSET, status | STATUS_FAILED);
@@ -353,8 +353,8 @@ fn test_activation_failure_sets_needs_reset() {
 #[test]
 fn test_reset_clears_queues_features_and_interrupts() {
     let (mut t, mem, _, mut driver) = running();
-    driver.add_chain(&mem, 0, &[(0x9000, 1, true)]);
-    driver.publish(&mem, 0);
+    driver.add_chain(&mem, 0, &[(0x9000, 1, true)]).unwrap();
+    driver.publish(&mem, 0).unwrap();
     t.handle_notify(0);
     assert_ne!(t.interrupt_status(), 0);
     write32(&mut t, STATUS_OFFSET, 0);
@@ -371,10 +371,10 @@ fn test_reset_clears_queues_features_and_interrupts() {
     negotiate(&mut t, VERSION_1);
     assert_eq!(setup_queue(&mut t, 0, 8, driver.desc_table, driver.avail_ring, driver.used_ring), 1);
     driver_ok(&mut t);
-    driver.add_chain(&mem, 0, &[(0x9000, 3, true)]);
-    driver.publish(&mem, 0);
+    driver.add_chain(&mem, 0, &[(0x9000, 3, true)]).unwrap();
+    driver.publish(&mem, 0).unwrap();
     t.handle_notify(0);
-    assert_eq!(driver.used_elem(&mem, 0), (0, 3));
+    assert_eq!(driver.used_elem(&mem, 0).unwrap(), (0, 3));
 }
 
 #[test]

@@ -102,10 +102,11 @@ fn test_pop_returns_chains_in_order_then_none() {
     let mem = memory();
     let (mut driver, mut queue) = setup(&mem, 16, 0);
     assert!(queue.pop(&mem).is_none(), "nothing published yet");
-    let a = driver.add_chain(&mem, 0, &[(DATA, 16, false), (DATA + 0x100, 512, true), (DATA + 0x400, 1, true)]);
-    let b = driver.add_chain(&mem, 5, &[(0x10_0000, 8, false)]);
-    driver.publish(&mem, a);
-    driver.publish(&mem, b);
+    let a =
+        driver.add_chain(&mem, 0, &[(DATA, 16, false), (DATA + 0x100, 512, true), (DATA + 0x400, 1, true)]).unwrap();
+    let b = driver.add_chain(&mem, 5, &[(0x10_0000, 8, false)]).unwrap();
+    driver.publish(&mem, a).unwrap();
+    driver.publish(&mem, b).unwrap();
     assert_eq!(queue.pending(&mem).unwrap(), 2);
 
     let chain = queue.pop(&mem).unwrap().unwrap();
@@ -125,16 +126,16 @@ fn test_pop_returns_chains_in_order_then_none() {
 fn test_avail_idx_wraps_around() {
     let mem = memory();
     let (mut driver, mut queue) = setup(&mem, 4, 0);
-    driver.add_chain(&mem, 0, &[(DATA, 4, true)]);
+    driver.add_chain(&mem, 0, &[(DATA, 4, true)]).unwrap();
     // Drive both indices to just below the 16-bit wrap.
     for _ in 0..65534u32 {
-        driver.publish(&mem, 0);
+        driver.publish(&mem, 0).unwrap();
         let chain = queue.pop(&mem).unwrap().unwrap();
         queue.add_used(&mem, chain.head(), 4).unwrap();
     }
     assert_eq!(queue.next_avail(), 65534);
     for _ in 0..4 {
-        driver.publish(&mem, 0);
+        driver.publish(&mem, 0).unwrap();
     }
     assert_eq!(driver.avail_idx, 2, "avail.idx wrapped");
     assert_eq!(queue.pending(&mem).unwrap(), 4);
@@ -143,24 +144,24 @@ fn test_avail_idx_wraps_around() {
         queue.add_used(&mem, chain.head(), 4).unwrap();
     }
     assert!(queue.pop(&mem).is_none());
-    assert_eq!(driver.used_idx(&mem), 2);
+    assert_eq!(driver.used_idx(&mem).unwrap(), 2);
 }
 
 #[test]
 fn test_avail_idx_jump_is_refused_and_nothing_consumed() {
     let mem = memory();
     let (driver, mut queue) = setup(&mem, 8, 0);
-    driver.add_chain(&mem, 0, &[(DATA, 4, true)]);
-    driver.set_avail_idx(&mem, 9);
+    driver.add_chain(&mem, 0, &[(DATA, 4, true)]).unwrap();
+    driver.set_avail_idx(&mem, 9).unwrap();
     let error = pop_err(&mut queue, &mem);
     assert!(matches!(error, QueueError::AvailIdxJump { next_avail: 0, avail_idx: 9, size: 8 }));
     assert!(error.stops_queue() && error.head().is_none());
     assert_eq!(queue.next_avail(), 0);
     // A driver going backwards is the same mistake seen modulo 2^16.
-    driver.set_avail_idx(&mem, 0xffff);
+    driver.set_avail_idx(&mem, 0xffff).unwrap();
     assert!(matches!(pop_err(&mut queue, &mem), QueueError::AvailIdxJump { .. }));
     // Once avail.idx makes sense again, the queue works.
-    driver.set_avail_idx(&mem, 1);
+    driver.set_avail_idx(&mem, 1).unwrap();
     assert_eq!(queue.pop(&mem).unwrap().unwrap().head(), 0);
 }
 
@@ -168,7 +169,7 @@ fn test_avail_idx_jump_is_refused_and_nothing_consumed() {
 fn test_head_out_of_range_is_consumed() {
     let mem = memory();
     let (mut driver, mut queue) = setup(&mem, 8, 0);
-    driver.publish(&mem, 8);
+    driver.publish(&mem, 8).unwrap();
     let error = pop_err(&mut queue, &mem);
     assert!(matches!(error, QueueError::HeadOutOfRange { head: 8, size: 8 }));
     assert!(!error.stops_queue() && error.head().is_none());
@@ -179,15 +180,15 @@ fn test_head_out_of_range_is_consumed() {
 fn test_looping_chain_is_refused() {
     let mem = memory();
     let (mut driver, mut queue) = setup(&mem, 8, 0);
-    driver.set_desc(&mem, 0, DATA, 16, VIRTQ_DESC_F_NEXT, 1);
-    driver.set_desc(&mem, 1, DATA, 16, VIRTQ_DESC_F_NEXT, 0);
-    driver.publish(&mem, 0);
+    driver.set_desc(&mem, 0, DATA, 16, VIRTQ_DESC_F_NEXT, 1).unwrap();
+    driver.set_desc(&mem, 1, DATA, 16, VIRTQ_DESC_F_NEXT, 0).unwrap();
+    driver.publish(&mem, 0).unwrap();
     let error = pop_err(&mut queue, &mem);
     assert!(matches!(error, QueueError::DescriptorLoop { head: 0, index: 0 }));
     assert_eq!(error.head(), Some(0));
     // A descriptor pointing at itself.
-    driver.set_desc(&mem, 3, DATA, 16, VIRTQ_DESC_F_NEXT, 3);
-    driver.publish(&mem, 3);
+    driver.set_desc(&mem, 3, DATA, 16, VIRTQ_DESC_F_NEXT, 3).unwrap();
+    driver.publish(&mem, 3).unwrap();
     assert!(matches!(pop_err(&mut queue, &mem), QueueError::DescriptorLoop { head: 3, index: 3 }));
 }
 
@@ -197,13 +198,13 @@ fn test_chain_longer_than_the_queue_is_refused() {
     let (mut driver, mut queue) = setup(&mem, 4, 0);
     // All four descriptors, and the last one goes on to the first: five would be needed.
     for i in 0..4u16 {
-        driver.set_desc(&mem, i, DATA, 16, VIRTQ_DESC_F_NEXT, (i + 1) % 4);
+        driver.set_desc(&mem, i, DATA, 16, VIRTQ_DESC_F_NEXT, (i + 1) % 4).unwrap();
     }
-    driver.publish(&mem, 0);
+    driver.publish(&mem, 0).unwrap();
     assert!(matches!(pop_err(&mut queue, &mem), QueueError::DescriptorLoop { head: 0, index: 0 }));
     // Next index beyond the table.
-    driver.set_desc(&mem, 3, DATA, 16, VIRTQ_DESC_F_NEXT, 4);
-    driver.publish(&mem, 3);
+    driver.set_desc(&mem, 3, DATA, 16, VIRTQ_DESC_F_NEXT, 4).unwrap();
+    driver.publish(&mem, 3).unwrap();
     assert!(matches!(pop_err(&mut queue, &mem), QueueError::NextOutOfRange { next: 4, table_len: 4, .. }));
 }
 
@@ -217,14 +218,14 @@ fn test_chain_longer_than_max_size_through_indirect_is_refused() {
     // 4 direct descriptors then an indirect table of 5: 9 buffers, more than QueueNumMax 8.
     let table = 0x8000;
     for i in 0..4u16 {
-        driver.set_desc(&mem, i, DATA, 16, VIRTQ_DESC_F_NEXT, i + 1);
+        driver.set_desc(&mem, i, DATA, 16, VIRTQ_DESC_F_NEXT, i + 1).unwrap();
     }
-    driver.set_desc(&mem, 4, table, 5 * 16, VIRTQ_DESC_F_INDIRECT, 0);
+    driver.set_desc(&mem, 4, table, 5 * 16, VIRTQ_DESC_F_INDIRECT, 0).unwrap();
     for i in 0..5u16 {
         let flags = if i < 4 { VIRTQ_DESC_F_NEXT } else { 0 };
-        write_desc(&mem, table, i, DATA, 16, flags, i + 1);
+        write_desc(&mem, table, i, DATA, 16, flags, i + 1).unwrap();
     }
-    driver.publish(&mem, 0);
+    driver.publish(&mem, 0).unwrap();
     assert!(matches!(pop_err(&mut queue, &mem), QueueError::ChainTooLong { head: 0, limit: 8 }));
 }
 
@@ -240,14 +241,14 @@ fn test_buffers_outside_ram_are_refused() {
         (u64::MAX - 3, 16), // wraps around
     ];
     for (addr, len) in cases {
-        driver.set_desc(&mem, 0, addr, len, 0, 0);
-        driver.publish(&mem, 0);
+        driver.set_desc(&mem, 0, addr, len, 0, 0).unwrap();
+        driver.publish(&mem, 0).unwrap();
         let error = pop_err(&mut queue, &mem);
         assert!(matches!(error, QueueError::BufferOutsideRam { head: 0, .. }), "{addr:#x}+{len:#x}: {error}");
     }
     // The last byte of RAM is fine.
-    driver.set_desc(&mem, 0, 0x10_ffff, 1, 0, 0);
-    driver.publish(&mem, 0);
+    driver.set_desc(&mem, 0, 0x10_ffff, 1, 0, 0).unwrap();
+    driver.publish(&mem, 0).unwrap();
     assert!(queue.pop(&mem).unwrap().is_ok());
 }
 
@@ -255,8 +256,8 @@ fn test_buffers_outside_ram_are_refused() {
 fn test_readable_after_writable_is_refused() {
     let mem = memory();
     let (mut driver, mut queue) = setup(&mem, 8, 0);
-    let head = driver.add_chain(&mem, 0, &[(DATA, 1, true), (DATA, 16, false)]);
-    driver.publish(&mem, head);
+    let head = driver.add_chain(&mem, 0, &[(DATA, 1, true), (DATA, 16, false)]).unwrap();
+    driver.publish(&mem, head).unwrap();
     assert!(matches!(pop_err(&mut queue, &mem), QueueError::ReadableAfterWritable { head: 0 }));
 }
 
@@ -266,8 +267,8 @@ fn test_chain_larger_than_4_gib_is_refused() {
     let mem = GuestMemory::new(&[(0, 0x1_0000), (0x1_0000_0000, 0xc000_0000)]).unwrap();
     let (mut driver, mut queue) = setup(&mem, 8, 0);
     let big = 0x1_0000_0000;
-    driver.add_chain(&mem, 0, &[(big, 0xc000_0000, false), (big, 0x4000_0000, false)]);
-    driver.publish(&mem, 0);
+    driver.add_chain(&mem, 0, &[(big, 0xc000_0000, false), (big, 0x4000_0000, false)]).unwrap();
+    driver.publish(&mem, 0).unwrap();
     assert!(matches!(pop_err(&mut queue, &mem), QueueError::ChainTooLarge { head: 0 }));
 }
 
@@ -276,12 +277,12 @@ fn test_indirect_table_is_followed() {
     let mem = memory();
     let (mut driver, mut queue) = setup(&mem, 8, INDIRECT);
     let table = 0x8000;
-    write_desc(&mem, table, 0, DATA, 16, VIRTQ_DESC_F_NEXT, 2);
-    write_desc(&mem, table, 2, DATA + 0x200, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 1);
-    write_desc(&mem, table, 1, DATA + 0x400, 1, VIRTQ_DESC_F_WRITE, 0);
+    write_desc(&mem, table, 0, DATA, 16, VIRTQ_DESC_F_NEXT, 2).unwrap();
+    write_desc(&mem, table, 2, DATA + 0x200, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 1).unwrap();
+    write_desc(&mem, table, 1, DATA + 0x400, 1, VIRTQ_DESC_F_WRITE, 0).unwrap();
     // The WRITE flag on the indirect descriptor itself must be ignored.
-    driver.set_desc(&mem, 3, table, 3 * 16, VIRTQ_DESC_F_INDIRECT | VIRTQ_DESC_F_WRITE, 0);
-    driver.publish(&mem, 3);
+    driver.set_desc(&mem, 3, table, 3 * 16, VIRTQ_DESC_F_INDIRECT | VIRTQ_DESC_F_WRITE, 0).unwrap();
+    driver.publish(&mem, 3).unwrap();
     let chain = queue.pop(&mem).unwrap().unwrap();
     assert_eq!(chain.head(), 3);
     let lens: Vec<_> = chain.into_iter().map(|d| (d.len, d.write_only)).collect();
@@ -295,11 +296,11 @@ fn test_direct_descriptors_may_precede_an_indirect_one() {
     let mem = memory();
     let (mut driver, mut queue) = setup(&mem, 8, INDIRECT);
     let table = 0x8000;
-    driver.set_desc(&mem, 0, DATA, 16, VIRTQ_DESC_F_NEXT, 1);
-    driver.set_desc(&mem, 1, table, 32, VIRTQ_DESC_F_INDIRECT, 0);
-    write_desc(&mem, table, 0, DATA + 0x100, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 1);
-    write_desc(&mem, table, 1, DATA + 0x400, 1, VIRTQ_DESC_F_WRITE, 0);
-    driver.publish(&mem, 0);
+    driver.set_desc(&mem, 0, DATA, 16, VIRTQ_DESC_F_NEXT, 1).unwrap();
+    driver.set_desc(&mem, 1, table, 32, VIRTQ_DESC_F_INDIRECT, 0).unwrap();
+    write_desc(&mem, table, 0, DATA + 0x100, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 1).unwrap();
+    write_desc(&mem, table, 1, DATA + 0x400, 1, VIRTQ_DESC_F_WRITE, 0).unwrap();
+    driver.publish(&mem, 0).unwrap();
     let chain = queue.pop(&mem).unwrap().unwrap();
     assert_eq!(chain.readable().len(), 1);
     assert_eq!(chain.writable().len(), 2);
@@ -311,10 +312,10 @@ fn test_indirect_mistakes_are_refused() {
     let table = 0x8000;
     let check = |features: u64, len: u32, flags: u16, inner_flags: u16, expected: fn(&QueueError) -> bool| {
         let (mut driver, mut queue) = setup(&mem, 8, features);
-        write_desc(&mem, table, 0, DATA, 16, inner_flags, 0);
-        driver.set_desc(&mem, 0, table, len, flags, 1);
-        driver.set_desc(&mem, 1, DATA, 16, 0, 0);
-        driver.publish(&mem, 0);
+        write_desc(&mem, table, 0, DATA, 16, inner_flags, 0).unwrap();
+        driver.set_desc(&mem, 0, table, len, flags, 1).unwrap();
+        driver.set_desc(&mem, 1, DATA, 16, 0, 0).unwrap();
+        driver.publish(&mem, 0).unwrap();
         let error = pop_err(&mut queue, &mem);
         assert!(expected(&error), "{error}");
         assert_eq!(error.head(), Some(0));
@@ -327,8 +328,8 @@ fn test_indirect_mistakes_are_refused() {
         check(INDIRECT, len, indirect, 0, |e| matches!(e, QueueError::BadIndirectLength { .. }));
     }
     let (mut driver, mut queue) = setup(&mem, 8, INDIRECT);
-    driver.set_desc(&mem, 0, 0x1_ff00, 0x200, indirect, 0);
-    driver.publish(&mem, 0);
+    driver.set_desc(&mem, 0, 0x1_ff00, 0x200, indirect, 0).unwrap();
+    driver.publish(&mem, 0).unwrap();
     assert!(matches!(pop_err(&mut queue, &mem), QueueError::IndirectTableOutsideRam { .. }));
 }
 
@@ -337,13 +338,13 @@ fn test_indirect_loops_and_bad_next_are_refused() {
     let mem = memory();
     let table = 0x8000;
     let (mut driver, mut queue) = setup(&mem, 8, INDIRECT);
-    write_desc(&mem, table, 0, DATA, 16, VIRTQ_DESC_F_NEXT, 1);
-    write_desc(&mem, table, 1, DATA, 16, VIRTQ_DESC_F_NEXT, 0);
-    driver.set_desc(&mem, 2, table, 32, VIRTQ_DESC_F_INDIRECT, 0);
-    driver.publish(&mem, 2);
+    write_desc(&mem, table, 0, DATA, 16, VIRTQ_DESC_F_NEXT, 1).unwrap();
+    write_desc(&mem, table, 1, DATA, 16, VIRTQ_DESC_F_NEXT, 0).unwrap();
+    driver.set_desc(&mem, 2, table, 32, VIRTQ_DESC_F_INDIRECT, 0).unwrap();
+    driver.publish(&mem, 2).unwrap();
     assert!(matches!(pop_err(&mut queue, &mem), QueueError::DescriptorLoop { head: 2, index: 0 }));
-    write_desc(&mem, table, 1, DATA, 16, VIRTQ_DESC_F_NEXT, 2);
-    driver.publish(&mem, 2);
+    write_desc(&mem, table, 1, DATA, 16, VIRTQ_DESC_F_NEXT, 2).unwrap();
+    driver.publish(&mem, 2).unwrap();
     assert!(matches!(pop_err(&mut queue, &mem), QueueError::NextOutOfRange { next: 2, table_len: 2, .. }));
 }
 
@@ -351,13 +352,13 @@ fn test_indirect_loops_and_bad_next_are_refused() {
 fn test_add_used_publishes_element_then_index() {
     let mem = memory();
     let (mut driver, mut queue) = setup(&mem, 4, 0);
-    driver.add_chain(&mem, 2, &[(DATA, 8, true)]);
+    driver.add_chain(&mem, 2, &[(DATA, 8, true)]).unwrap();
     for n in 0..6u16 {
-        driver.publish(&mem, 2);
+        driver.publish(&mem, 2).unwrap();
         let chain = queue.pop(&mem).unwrap().unwrap();
         queue.add_used(&mem, chain.head(), 100 + u32::from(n)).unwrap();
-        assert_eq!(driver.used_idx(&mem), n + 1);
-        assert_eq!(driver.used_elem(&mem, n), (2, 100 + u32::from(n)), "slot {}", n % 4);
+        assert_eq!(driver.used_idx(&mem).unwrap(), n + 1);
+        assert_eq!(driver.used_elem(&mem, n).unwrap(), (2, 100 + u32::from(n)), "slot {}", n % 4);
     }
     assert!(matches!(queue.add_used(&mem, 4, 0), Err(QueueError::HeadOutOfRange { head: 4, size: 4 })));
     queue.disable();
@@ -370,7 +371,7 @@ fn test_needs_notification_follows_no_interrupt_flag() {
     let mem = memory();
     let (driver, queue) = setup(&mem, 4, 0);
     assert!(queue.needs_notification(&mem).unwrap());
-    driver.set_avail_flags(&mem, VIRTQ_AVAIL_F_NO_INTERRUPT);
+    driver.set_avail_flags(&mem, VIRTQ_AVAIL_F_NO_INTERRUPT).unwrap();
     assert!(!queue.needs_notification(&mem).unwrap());
 }
 
@@ -378,8 +379,8 @@ fn test_needs_notification_follows_no_interrupt_flag() {
 fn test_reset_forgets_everything() {
     let mem = memory();
     let (mut driver, mut queue) = setup(&mem, 4, INDIRECT);
-    driver.add_chain(&mem, 0, &[(DATA, 8, true)]);
-    driver.publish(&mem, 0);
+    driver.add_chain(&mem, 0, &[(DATA, 8, true)]).unwrap();
+    driver.publish(&mem, 0).unwrap();
     queue.pop(&mem).unwrap().unwrap();
     queue.reset();
     assert!(!queue.is_ready());
