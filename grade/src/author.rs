@@ -141,47 +141,31 @@ pub fn author_check(options: &AuthorOptions) -> Result<AuthorReport, MutantError
     for region in selected.iter().filter(|r| gradable.contains(&r.stage)) {
         let step = Instant::now();
         tree::write_handout(&options.repo, &handout, std::slice::from_ref(&region.name))?;
-        let stage = grading::grade_stage(
-            &GradeOptions {
-                repo: handout.clone(),
-                stages: vec![region.stage],
-                target_dir: target.clone(),
-                checkpoints_dir: handout.join("tests/checkpoints"),
-                stop_at_first_failure: true,
-                progress: false,
-            },
-            region.stage,
-        );
-        let lost: Vec<String> = stage
-            .checks
-            .iter()
-            .filter(|c| matches!(c.status, Status::Fail | Status::Error) && c.points.possible > 0)
-            .map(|c| format!("{} / {}", c.checkpoint, c.check))
-            .collect();
+        let (stage, verdict) =
+            mutants::grade_variant(&handout, region.stage, target.clone(), handout.join("tests/checkpoints"));
         let seconds = step.elapsed().as_secs_f64();
-        if stage.status == StageStatus::BuildFailed {
-            report.problems.push(format!(
-                "exercise {}: the handout's stage {} does not build: {}\n{}",
-                region.name,
-                region.stage,
-                stage.message,
-                stage.checks.first().map(|c| c.output_excerpt.as_str()).unwrap_or("")
-            ));
-        } else if lost.is_empty() {
-            report.problems.push(format!(
+        match verdict {
+            Verdict::Caught(check) => {
+                let line = format!(
+                    "exercise {:<24} stage {}: stub fails '{check}' ({seconds:.0} s, build {:.0} s)",
+                    region.name, region.stage, stage.build_seconds
+                );
+                say(&mut report, line);
+            }
+            Verdict::Survived => report.problems.push(format!(
                 "exercise {} ({}): stage {} still gets {}/{} with the stub: no checkpoint tests it",
                 region.name,
                 region.file.display(),
                 region.stage,
                 stage.points.earned,
                 stage.points.possible
-            ));
-        } else {
-            let line = format!(
-                "exercise {:<24} stage {}: stub fails '{}' ({:.0} s, build {:.0} s)",
-                region.name, region.stage, lost[0], seconds, stage.build_seconds
-            );
-            say(&mut report, line);
+            )),
+            Verdict::BuildFailed(log) => report
+                .problems
+                .push(format!("exercise {}: the handout's stage {} does not build: {log}", region.name, region.stage)),
+            Verdict::NotRun(why) => {
+                report.problems.push(format!("exercise {}: stage {} not run: {why}", region.name, region.stage))
+            }
         }
     }
 

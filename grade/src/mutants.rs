@@ -233,12 +233,26 @@ pub fn run_mutant(work: &MutantWork, mutant: &Mutant, stage: u32) -> Result<Muta
     let start = Instant::now();
     let tree_dir = work.work_dir.join("tree");
     write_mutant_tree(&work.repo, &tree_dir, mutant)?;
+    let (_, verdict) =
+        grade_variant(&tree_dir, stage, work.work_dir.join("target"), work.repo.join("tests/checkpoints"));
+    Ok(MutantRun { mutant: mutant.clone(), verdict, seconds: start.elapsed().as_secs_f64() })
+}
+
+/// Grades `stage` of a variant tree — a stub or a mutant in place of a solution — stopping at
+/// the first lost point, and says what became of the variant. A check that could not run for
+/// want of KVM is not a lost point: the variant is then not run, never caught.
+pub fn grade_variant(
+    tree: &Path,
+    stage: u32,
+    target_dir: PathBuf,
+    checkpoints_dir: PathBuf,
+) -> (grading::StageResult, Verdict) {
     let result = grading::grade_stage(
         &GradeOptions {
-            repo: tree_dir.clone(),
+            repo: tree.to_path_buf(),
             stages: vec![stage],
-            target_dir: work.work_dir.join("target"),
-            checkpoints_dir: work.repo.join("tests/checkpoints"),
+            target_dir,
+            checkpoints_dir,
             stop_at_first_failure: true,
             progress: false,
         },
@@ -259,7 +273,7 @@ pub fn run_mutant(work: &MutantWork, mutant: &Mutant, stage: u32) -> Result<Muta
     } else {
         Verdict::Survived
     };
-    Ok(MutantRun { mutant: mutant.clone(), verdict, seconds: start.elapsed().as_secs_f64() })
+    (result, verdict)
 }
 
 /// The mutants as a Markdown table: exercise, mutant, the mistake, and (for runs) what caught
