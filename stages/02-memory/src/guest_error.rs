@@ -10,20 +10,37 @@
 //! the last one said.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// How many guest errors are printed before the rest are only counted.
 pub const SHOWN_ERRORS: u64 = 20;
 
-static GUEST_ERRORS: AtomicU64 = AtomicU64::new(0);
-/// The count per source, in the order the sources first reported (a handful of devices).
+/// The count per source, in the order the sources first reported (a handful of devices); the
+/// total is their sum.
 static BY_SOURCE: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
+
+fn by_source() -> MutexGuard<'static, Vec<(String, u64)>> {
+    // A panic elsewhere while the lock was held leaves the counts usable.
+    BY_SOURCE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn total(sources: &[(String, u64)]) -> u64 {
+    sources.iter().map(|(_, n)| n).sum()
+}
+
+/// Counts one error from `source`; returns how many there have been in all.
+fn count_for(source: &str) -> u64 {
+    let mut sources = by_source();
+    match sources.iter_mut().find(|(name, _)| name == source) {
+        Some((_, n)) => *n += 1,
+        None => sources.push((source.to_string(), 1)),
+    }
+    total(&sources)
+}
 
 /// Reports one guest error from `source` (a device or subsystem name).
 pub fn report(source: &str, message: fmt::Arguments<'_>) {
-    count_for(source);
-    let seen = GUEST_ERRORS.fetch_add(1, Ordering::Relaxed) + 1;
+    let seen = count_for(source);
     if seen <= SHOWN_ERRORS {
         eprintln!("[minivirt] guest error: {source}: {message}");
     }
@@ -34,26 +51,17 @@ pub fn report(source: &str, message: fmt::Arguments<'_>) {
 
 /// How many guest errors have been reported so far.
 pub fn count() -> u64 {
-    GUEST_ERRORS.load(Ordering::Relaxed)
-}
-
-fn count_for(source: &str) {
-    // A panic elsewhere while the lock was held leaves the counts usable.
-    let mut sources = BY_SOURCE.lock().unwrap_or_else(PoisonError::into_inner);
-    match sources.iter_mut().find(|(name, _)| name == source) {
-        Some((_, n)) => *n += 1,
-        None => sources.push((source.to_string(), 1)),
-    }
+    total(&by_source())
 }
 
 /// The guest errors so far in one line for the VMM's exit, `None` if there were none:
 /// `12345 guest errors (virtio-blk 12000, pci 340, edu 5); the first 20 were shown`.
 pub fn summary() -> Option<String> {
-    let total = count();
+    let sources = by_source();
+    let total = total(&sources);
     if total == 0 {
         return None;
     }
-    let sources = BY_SOURCE.lock().unwrap_or_else(PoisonError::into_inner);
     let parts: Vec<String> = sources.iter().map(|(name, n)| format!("{name} {n}")).collect();
     let shown = if total > SHOWN_ERRORS { format!("; the first {SHOWN_ERRORS} were shown") } else { String::new() };
     Some(format!("{total} guest errors ({}){shown}", parts.join(", ")))
